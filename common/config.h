@@ -1,0 +1,102 @@
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/expected.h"
+
+namespace inkwire {
+
+// Settings of one inkwired process. Sources, later ones winning: built-in defaults, the TOML file,
+// INKWIRE_* environment variables, then `--set key=value` flags. Every key has a dotted name
+// ("api.listen"), an environment name ("INKWIRE_API_LISTEN": INKWIRE_ + upper-case, '.' -> '_'),
+// and is documented in docs/CONFIG.md.
+struct DatabaseConfig {
+  std::string url;              // libpq URI or key=value string (secret: password masked in logs)
+  int pool_size = 4;            // connections (and threads) for blocking libpqxx calls
+  int connect_timeout_seconds = 5;
+  int statement_timeout_ms = 10000;
+};
+
+struct ApiConfig {
+  std::string listen = "127.0.0.1:8081";  // host:port of the REST API (port 0 = any free port)
+  std::string public_url;                  // base URL clients use; informational (logs, OpenAPI servers)
+  int threads = 2;                         // I/O threads
+  std::uint64_t max_body_bytes = 65536;    // request bodies over this get 413
+  std::uint64_t max_header_bytes = 16384;  // request headers over this get 431
+  int read_timeout_seconds = 30;           // time to receive one whole request
+  int idle_timeout_seconds = 75;           // keep-alive idle time between requests
+  int max_connections = 4096;              // concurrent client connections; more are closed at accept
+  int shutdown_grace_seconds = 10;         // graceful drain on SIGTERM before a forced stop
+};
+
+struct MetricsConfig {
+  std::string listen = "127.0.0.1:9464";  // Prometheus /metrics (empty = only on the API listener)
+};
+
+struct ControlPlaneConfig {
+  int daily_create_limit = 100;                  // tunnels created per organisation per UTC day (429 above)
+  std::int64_t delete_grace_seconds = 86400;     // delete_pending window (24 h)
+  int reaper_interval_seconds = 60;              // how often expired tunnels are finalised
+  std::vector<std::string> reserved_names;       // extra names refused with 409 (defaults always apply)
+  std::vector<std::string> reserved_prefixes;    // name prefixes refused with 409
+  std::uint64_t max_metadata_bytes = 4096;       // serialised compact JSON
+  std::uint64_t max_description_chars = 1000;
+  int api_key_cache_seconds = 30;                // positive auth results cached; revocation invalidates at once
+  int audit_log_page_max = 500;
+};
+
+struct CaConfig {
+  std::string dir;        // where a generated CA lives (ca.pem, ca.key); created at first start
+  std::string cert_file;  // or an operator's own CA: both files given, nothing generated
+  std::string key_file;   // (secret: never logged)
+  int leaf_days = 90;     // lifetime of certificates issued by sign-csr
+};
+
+struct LogConfig {
+  std::string level = "info";  // trace, debug, info, warn, error
+};
+
+struct Config {
+  std::vector<std::string> roles = {"controlplane"};  // which roles `serve` runs
+  std::string zone = "inkwire.localhost";             // public hosts are {name}.{zone}
+  std::string data_plane_host;                        // the Tunnel JSON `zone` (agents dial it); empty = zone
+  DatabaseConfig database;
+  ApiConfig api;
+  MetricsConfig metrics;
+  ControlPlaneConfig controlplane;
+  CaConfig ca;
+  LogConfig log;
+
+  // The data-plane host the Tunnel JSON reports as `zone`.
+  const std::string& effective_data_plane_host() const { return data_plane_host.empty() ? zone : data_plane_host; }
+};
+
+struct ConfigError {
+  std::string message;  // one line, names the offending key or file
+};
+
+struct ConfigSources {
+  std::optional<std::string> file;                                // TOML file path
+  std::map<std::string, std::string> environment;                 // usually the process environment
+  std::vector<std::pair<std::string, std::string>> overrides;     // --set key=value, in order
+};
+
+// Loads and validates. An unknown key in the file or in --set is an error naming the key; unknown
+// INKWIRE_* environment variables are ignored (stack.env exports variables meant for clients too).
+// Lists in the environment and --set are comma-separated.
+Expected<Config, ConfigError> load_config(const ConfigSources& sources);
+
+// Reads the process environment (environ) into a map.
+std::map<std::string, std::string> process_environment();
+
+// "key = value" lines of the effective configuration with secrets masked, for the startup log.
+std::vector<std::string> describe_config(const Config& config);
+
+// postgresql://user:secret@host/db -> postgresql://user:***@host/db; password=... masked too.
+std::string mask_database_url(const std::string& url);
+
+}  // namespace inkwire
