@@ -1,0 +1,15 @@
+# Run as `cmake -DOUT=file.cc -DDIR=migrations -P EmbedMigrations.cmake`: writes a C++ file that
+# holds every migrations/NNNN_description.sql, so the installed inkwired needs no source tree.
+file(GLOB files RELATIVE ${DIR} ${DIR}/[0-9][0-9][0-9][0-9]_*.sql)
+list(SORT files)
+set(body "// Generated from migrations/ by cmake/EmbedMigrations.cmake. Do not edit.\n#include \"controlplane/repo/pg/migrator.h\"\n\nnamespace inkwire::controlplane {\n\nconst std::vector<Migration>& embedded_migrations() {\n  static const std::vector<Migration> migrations = {\n")
+foreach(f ${files})
+  file(READ ${DIR}/${f} sql)
+  string(SUBSTRING ${f} 0 4 version)
+  math(EXPR version "${version} + 0")
+  string(REGEX REPLACE "\\.sql$" "" name ${f})
+  string(APPEND body "      {${version}, \"${name}\", R\"inkwire_sql(${sql})inkwire_sql\"},\n")
+endforeach()
+string(APPEND body "  };\n  return migrations;\n}\n\n}  // namespace inkwire::controlplane\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)

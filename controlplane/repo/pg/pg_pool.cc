@@ -1,0 +1,93 @@
+#include "controlplane/repo/pg/pg_pool.h"
+
+#include <pqxx/connection>
+
+namespace inkwire::controlplane {
+
+PgPool::PgPool(std::string url, int size, int statement_timeout_ms, prometheus::Registry& registry, Logger logger)
+    : url_(std::move(url)),
+      statement_timeout_ms_(statement_timeout_ms),
+      logger_(std::move(logger)),
+      threads_(static_cast<std::size_t>(size)),
+      in_use_(prometheus::BuildGauge()
+                  .Name("inkwire_db_pool_connections_in_use")
+                  .Help("Database connections currently running a query")
+                  .Register(registry)
+                  .Add({})),
+      size_gauge_(prometheus::BuildGauge()
+                      .Name("inkwire_db_pool_size")
+                      .Help("Configured database pool size (threads and connections)")
+                      .Register(registry)
+                      .Add({})),
+      errors_(prometheus::BuildCounter()
+                  .Name("inkwire_db_errors_total")
+                  .Help("Database operations that failed (connection or SQL errors)")
+                  .Register(registry)
+                  .Add({})),
+      connects_(prometheus::BuildCounter()
+                    .Name("inkwire_db_connects_total")
+                    .Help("Database connections opened")
+                    .Register(registry)
+                    .Add({})),
+      duration_(prometheus::BuildHistogram()
+                    .Name("inkwire_db_operation_duration_seconds")
+                    .Help("Time of one database operation, including waiting for a connection")
+                    .Register(registry)
+                    .Add({}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                                     0.1, 0.25, 0.5, 1, 2.5, 10})) {
+  size_gauge_.Set(size);
+}
+
+PgPool::~PgPool() { stop(); }
+
+void PgPool::stop() { threads_.join(); }
+
+std::unique_ptr<pqxx::connection> PgPool::acquire(std::string& error) {
+  in_use_.Increment();
+  {
+    std::lock_guard lock(mutex_);
+    if (!idle_.empty()) {
+      auto conn = std::move(idle_.back());
+      idle_.pop_back();
+      return conn;
+    }
+  }
+  try {
+    auto conn = std::make_unique<pqxx::connection>(url_);
+    connects_.Increment();
+    // Every statement is bounded, so a stuck query cannot hold a pool thread for ever.
+    conn->set_variable("statement_timeout", std::to_string(statement_timeout_ms_));
+    conn->set_variable("TimeZone", "'UTC'");
+    std::lock_guard lock(mutex_);
+    for (const auto& [name, sql] : prepared_) conn->prepare(name, sql);
+    return conn;
+  } catch (const std::exception& e) {
+    in_use_.Decrement();
+    error = std::string("cannot connect to the database: ") + e.what();
+    return nullptr;
+  }
+}
+
+void PgPool::add_prepared(std::string name, std::string sql) {
+  std::lock_guard lock(mutex_);
+  prepared_.emplace_back(std::move(name), std::move(sql));
+}
+
+void PgPool::release(std::unique_ptr<pqxx::connection> conn, bool failed) {
+  in_use_.Decrement();
+  if (failed && !conn->is_open()) return;  // dropped; the next acquire reconnects
+  std::lock_guard lock(mutex_);
+  idle_.push_back(std::move(conn));
+}
+
+void PgPool::observe(std::chrono::steady_clock::time_point started, bool ok) {
+  duration_.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  if (!ok) errors_.Increment();
+}
+
+void PgPool::log_error(const std::string& error) {
+  // libpq error texts do not contain the password; they may name the host and database.
+  logger_->error("database operation failed: {}", error);
+}
+
+}  // namespace inkwire::controlplane
