@@ -70,6 +70,8 @@ std::unique_ptr<pqxx::connection> PgPool::acquire(std::string& error) {
 
 void PgPool::add_prepared(std::string name, std::string sql) {
   std::lock_guard lock(mutex_);
+  // Connections opened before this registration (e.g. the startup schema check) learn it too.
+  for (auto& conn : idle_) conn->prepare(name, sql);
   prepared_.emplace_back(std::move(name), std::move(sql));
 }
 

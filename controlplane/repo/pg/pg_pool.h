@@ -67,7 +67,7 @@ class PgPool {
     return execute<Expected<std::invoke_result_t<Fn&, pqxx::connection&>, DbError>>(fn);
   }
 
-  // Declares a prepared statement on every connection (call before the first run()).
+  // Declares a prepared statement on every connection (call at startup, before requests flow).
   void add_prepared(std::string name, std::string sql);
 
   // Stops accepting work and joins the threads (outstanding work finishes first).
