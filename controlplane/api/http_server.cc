@@ -114,6 +114,31 @@ void HttpServer::stop() {
     boost::system::error_code ec;
     acceptor_.close(ec);
   });
+  close_connections(true);
+}
+
+void HttpServer::close_all() { close_connections(false); }
+
+void HttpServer::close_connections(bool only_idle) {
+  std::lock_guard lock(connections_mutex_);
+  for (auto& [id, c] : live_) {
+    if (only_idle && !c.idle) continue;
+    if (auto stream = c.stream.lock()) {
+      // The stream belongs to its connection's strand: close it there.
+      asio::post(stream->get_executor(), [weak = c.stream] {
+        if (auto s = weak.lock()) {
+          boost::system::error_code ec;
+          s->socket().shutdown(tcp::socket::shutdown_both, ec);
+          s->socket().close(ec);
+        }
+      });
+    }
+  }
+}
+
+void HttpServer::set_idle(std::uint64_t id, bool idle) {
+  std::lock_guard lock(connections_mutex_);
+  if (auto it = live_.find(id); it != live_.end()) it->second.idle = idle;
 }
 
 asio::awaitable<void> HttpServer::accept_loop() {
@@ -136,19 +161,30 @@ asio::awaitable<void> HttpServer::accept_loop() {
 }
 
 asio::awaitable<void> HttpServer::serve_connection(tcp::socket socket) {
+  boost::system::error_code ec;
+  std::string source_ip = socket.remote_endpoint(ec).address().to_string();
+  auto stream_ptr = std::make_shared<beast::tcp_stream>(std::move(socket));
+  beast::tcp_stream& stream = *stream_ptr;
+  std::uint64_t connection_id = 0;
+  {
+    std::lock_guard lock(connections_mutex_);
+    connection_id = ++next_connection_id_;
+    live_.emplace(connection_id, Connection{stream_ptr, true});
+  }
   ++active_;
   connections_.Increment();
   struct Leave {
     HttpServer& s;
+    std::uint64_t id;
     ~Leave() {
+      {
+        std::lock_guard lock(s.connections_mutex_);
+        s.live_.erase(id);
+      }
       --s.active_;
       s.connections_.Decrement();
     }
-  } leave{*this};
-
-  boost::system::error_code ec;
-  std::string source_ip = socket.remote_endpoint(ec).address().to_string();
-  beast::tcp_stream stream(std::move(socket));
+  } leave{*this, connection_id};
   beast::flat_buffer buffer(config_.max_header_bytes + 4096);
   bool first = true;
 
@@ -158,7 +194,10 @@ asio::awaitable<void> HttpServer::serve_connection(tcp::socket socket) {
     parser.body_limit(config_.max_body_bytes);
     stream.expires_after(std::chrono::seconds(first ? config_.read_timeout_seconds : config_.idle_timeout_seconds));
     first = false;
+    set_idle(connection_id, true);
+    if (stopping_) break;  // stop() ran between requests
     auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, kAsTuple);
+    set_idle(connection_id, false);
     std::optional<std::pair<int, std::string>> refusal;
     if (!hec) {
       const auto& req = parser.get();
@@ -177,7 +216,8 @@ asio::awaitable<void> HttpServer::serve_connection(tcp::socket socket) {
     }
     if (hec && !refusal) {
       if (hec == http::error::end_of_stream || hec == beast::error::timeout || hec == asio::error::eof ||
-          hec == asio::error::connection_reset || hec == asio::error::operation_aborted) {
+          hec == asio::error::connection_reset || hec == asio::error::operation_aborted ||
+          hec == asio::error::bad_descriptor) {
         if (hec == beast::error::timeout && hn > 0) rejected_.Add({{"listener", name_}, {"reason", "timeout"}}).Increment();
         co_return;
       }

@@ -5,6 +5,9 @@
 #include <prometheus/registry.h>
 
 #include <atomic>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <mutex>
+#include <unordered_map>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -32,8 +35,12 @@ class HttpServer {
 
   // Accepts until stop(); call after listen().
   void start();
-  // Stops accepting and asks connections to close after their current response.
+  // Graceful: stops accepting, closes idle keep-alive connections, and lets busy ones close after
+  // their current response.
   void stop();
+  // Forced: closes every connection now (after the grace period). Coroutines then end by themselves,
+  // so the io_context runs out of work instead of being stopped with frames still suspended.
+  void close_all();
   int active_connections() const { return active_.load(); }
 
  private:
@@ -41,6 +48,13 @@ class HttpServer {
   boost::asio::awaitable<void> serve_connection(boost::asio::ip::tcp::socket socket);
   boost::asio::awaitable<HttpResponse> dispatch(const HttpRequest& request, const std::string& source_ip,
                                                 std::string& route_label);
+
+  struct Connection {
+    std::weak_ptr<boost::beast::tcp_stream> stream;
+    bool idle = true;  // waiting for the next request
+  };
+  void close_connections(bool only_idle);
+  void set_idle(std::uint64_t id, bool idle);
 
   boost::asio::io_context& io_;
   const ApiConfig& config_;
@@ -51,6 +65,9 @@ class HttpServer {
   unsigned short port_ = 0;
   std::atomic<int> active_{0};
   std::atomic<bool> stopping_{false};
+  std::mutex connections_mutex_;
+  std::uint64_t next_connection_id_ = 0;
+  std::unordered_map<std::uint64_t, Connection> live_;
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& latency_;
   prometheus::Gauge& connections_;

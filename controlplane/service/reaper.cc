@@ -2,6 +2,8 @@
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 namespace inkwire::controlplane {
@@ -46,11 +48,28 @@ boost::asio::awaitable<int> Reaper::run_once() {
 
 boost::asio::awaitable<void> Reaper::run(std::chrono::seconds interval) {
   boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
-  for (;;) {
+  {
+    std::lock_guard lock(timer_mutex_);
+    timer_ = &timer;
+  }
+  while (!stopping_) {
     co_await run_once();
     timer.expires_after(interval);
-    co_await timer.async_wait(boost::asio::use_awaitable);
+    if (stopping_) break;
+    boost::system::error_code ec;
+    co_await timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
   }
+  std::lock_guard lock(timer_mutex_);
+  timer_ = nullptr;
+}
+
+void Reaper::stop() {
+  stopping_ = true;
+  std::lock_guard lock(timer_mutex_);
+  if (timer_) boost::asio::post(timer_->get_executor(), [this] {
+      std::lock_guard inner(timer_mutex_);
+      if (timer_) timer_->cancel();
+    });
 }
 
 }  // namespace inkwire::controlplane

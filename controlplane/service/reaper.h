@@ -2,7 +2,10 @@
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <mutex>
 
 #include "common/clock.h"
 #include "common/expected.h"
@@ -20,8 +23,10 @@ class Reaper {
   // One pass: finalises everything due now (in batches). Returns how many, or -1 on a database error.
   boost::asio::awaitable<int> run_once();
 
-  // Loops until the coroutine is cancelled.
+  // Loops until stop(): one pass now, then one per interval.
   boost::asio::awaitable<void> run(std::chrono::seconds interval);
+  // Ends run() after the pass in progress (if any); safe from any thread.
+  void stop();
 
  private:
   static constexpr int kBatch = 500;
@@ -31,6 +36,9 @@ class Reaper {
   prometheus::Counter& runs_;
   prometheus::Counter& failures_;
   prometheus::Counter& finalized_;
+  std::atomic<bool> stopping_{false};
+  std::mutex timer_mutex_;
+  boost::asio::steady_timer* timer_ = nullptr;  // the sleeping run()'s timer, if any
 };
 
 }  // namespace inkwire::controlplane
