@@ -48,6 +48,8 @@ class ControlPlane {
   Reaper& reaper() { return *reaper_; }
   ApiKeyService& api_keys() { return *keys_; }
   PgPool& pool() { return pool_; }
+  PgAccessRepository& access_repository() { return access_repo_; }
+  const Router& api_router() const { return api_router_; }
 
  private:
   const Config& config_;
