@@ -35,6 +35,8 @@ Expected<Unit, std::string> ControlPlane::start(asio::io_context& io) {
   if (!*schema) return unexpected(schema->error());
   schema_version_ = schema->value();
 
+  events_ = std::make_unique<PgEventPublisher>(pool_, io.get_executor(), *registry_, logger_);
+  tunnel_repo_.set_on_commit([this] { events_->poke(); });
   tunnels_ = std::make_unique<TunnelService>(tunnel_repo_, *ca_, config_, clock_, random_, *registry_, logger_);
   keys_ = std::make_unique<ApiKeyService>(access_repo_, config_, clock_, random_, *registry_, logger_);
   reaper_ = std::make_unique<Reaper>(tunnel_repo_, clock_, *registry_, logger_);
@@ -50,12 +52,14 @@ Expected<Unit, std::string> ControlPlane::start(asio::io_context& io) {
   }
   api_server_->start();
   if (metrics_server_) metrics_server_->start();
+  asio::co_spawn(io, events_->run(std::chrono::seconds(1)), asio::detached);
   asio::co_spawn(io, reaper_->run(std::chrono::seconds(config_.controlplane.reaper_interval_seconds)), asio::detached);
   return Unit{};
 }
 
 void ControlPlane::stop() {
   if (reaper_) reaper_->stop();
+  if (events_) events_->stop();
   if (api_server_) api_server_->stop();
   if (metrics_server_) metrics_server_->stop();
 }

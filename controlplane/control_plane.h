@@ -15,6 +15,7 @@
 #include "controlplane/api/http_server.h"
 #include "controlplane/ca/certificate_authority.h"
 #include "controlplane/repo/pg/pg_access_repository.h"
+#include "controlplane/repo/pg/pg_event_publisher.h"
 #include "controlplane/repo/pg/pg_pool.h"
 #include "controlplane/repo/pg/pg_tunnel_repository.h"
 #include "controlplane/service/api_key_service.h"
@@ -46,6 +47,7 @@ class ControlPlane {
   int schema_version() const { return schema_version_; }
 
   Reaper& reaper() { return *reaper_; }
+  PgEventPublisher& event_publisher() { return *events_; }
   ApiKeyService& api_keys() { return *keys_; }
   PgPool& pool() { return pool_; }
   PgAccessRepository& access_repository() { return access_repo_; }
@@ -60,6 +62,7 @@ class ControlPlane {
   PgPool pool_;
   PgTunnelRepository tunnel_repo_;
   PgAccessRepository access_repo_;
+  std::unique_ptr<PgEventPublisher> events_;
   std::unique_ptr<CertificateAuthority> ca_;
   std::unique_ptr<TunnelService> tunnels_;
   std::unique_ptr<ApiKeyService> keys_;

@@ -127,7 +127,9 @@ awaitable<ServiceResult<Caller>> ControlPlaneApi::authenticate(RequestContext& c
 
 HttpResponse ControlPlaneApi::tunnel_response(const HttpRequest& req, int status, const TunnelRecord& t) const {
   const std::string host = tunnels_.public_host(t);
-  return json_response(req, status, boost::json::serialize(tunnel_to_json({t, host, tunnels_.data_plane_host()})));
+  std::string body;
+  append_tunnel_json(body, {t, host, tunnels_.data_plane_host()});
+  return json_response(req, status, std::move(body));
 }
 
 awaitable<HttpResponse> ControlPlaneApi::list_tunnels(RequestContext& ctx) {
@@ -135,15 +137,18 @@ awaitable<HttpResponse> ControlPlaneApi::list_tunnels(RequestContext& ctx) {
   if (!caller) co_return error_response(ctx, caller.error());
   auto list = co_await tunnels_.list(*caller);
   if (!list) co_return error_response(ctx, list.error());
-  boost::json::array arr;
-  arr.reserve(list->size());
-  for (const auto& t : *list) {
-    const std::string host = tunnels_.public_host(t);
-    arr.emplace_back(tunnel_to_json({t, host, tunnels_.data_plane_host()}));
+  std::string body;
+  body.reserve(64 + list->size() * 720);
+  body.append("{\"tunnels\":[");
+  std::string host;
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    const auto& t = (*list)[i];
+    if (i > 0) body.push_back(',');
+    host = tunnels_.public_host(t);
+    append_tunnel_json(body, {t, host, tunnels_.data_plane_host()});
   }
-  boost::json::object o;
-  o["tunnels"] = std::move(arr);
-  co_return object_response(ctx, 200, o);
+  body.append("]}");
+  co_return json_response(ctx.request, 200, std::move(body));
 }
 
 awaitable<HttpResponse> ControlPlaneApi::create_tunnel(RequestContext& ctx) {
@@ -168,10 +173,12 @@ awaitable<HttpResponse> ControlPlaneApi::create_tunnel(RequestContext& ctx) {
   auto created = co_await tunnels_.create(*caller, std::move(input));
   if (!created) co_return error_response(ctx, created.error());
   const std::string host = tunnels_.public_host(created->tunnel);
-  boost::json::object o;
-  o["tunnel"] = tunnel_to_json({created->tunnel, host, tunnels_.data_plane_host()});
-  o["connect_secret"] = created->connect_secret;
-  co_return object_response(ctx, 201, o);
+  std::string out = "{\"tunnel\":";
+  append_tunnel_json(out, {created->tunnel, host, tunnels_.data_plane_host()});
+  out.append(",\"connect_secret\":");
+  append_json_string(out, created->connect_secret);
+  out.push_back('}');
+  co_return json_response(ctx.request, 201, std::move(out));
 }
 
 awaitable<HttpResponse> ControlPlaneApi::get_tunnel(RequestContext& ctx) {

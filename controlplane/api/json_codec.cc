@@ -20,32 +20,85 @@ boost::json::value opt_time(const std::optional<Timestamp>& t) {
 
 }  // namespace
 
-boost::json::object tunnel_to_json(const TunnelView& v) {
+void append_json_string(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out.append("\\\""); break;
+      case '\\': out.append("\\\\"); break;
+      case '\n': out.append("\\n"); break;
+      case '\r': out.append("\\r"); break;
+      case '\t': out.append("\\t"); break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          out.append("\\u00");
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 0xF]);
+        } else {
+          out.push_back(ch);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+namespace {
+
+void member(std::string& out, std::string_view name) {
+  out.push_back(',');
+  out.push_back('"');
+  out.append(name);
+  out.append("\":");
+}
+
+void opt_string_member(std::string& out, std::string_view name, const std::optional<std::string>& v) {
+  member(out, name);
+  if (v) append_json_string(out, *v); else out.append("null");
+}
+
+void opt_time_member(std::string& out, std::string_view name, const std::optional<Timestamp>& v) {
+  member(out, name);
+  if (v) append_json_string(out, format_rfc3339(*v)); else out.append("null");
+}
+
+}  // namespace
+
+void append_tunnel_json(std::string& out, const TunnelView& v) {
   const TunnelRecord& t = v.tunnel;
-  boost::json::object o;
-  o.reserve(18);
-  o["id"] = t.id.to_string();
-  o["organization_id"] = t.organization_id.to_string();
-  o["tunnel_name"] = t.tunnel_name;
-  o["description"] = opt_string(t.description);
-  o["tls_mode"] = to_string(t.tls_mode);
-  o["cert_pem"] = opt_string(t.cert_pem);
-  o["cert_fingerprint_sha256"] = opt_string(t.cert_fingerprint_sha256);
-  o["cert_expires_at"] = opt_time(t.cert_expires_at);
-  o["status"] = to_string(t.status);
-  o["last_connected_at"] = opt_time(t.last_connected_at);
-  o["last_connected_ip_addr"] = opt_string(t.last_connected_ip_addr);
-  o["restore_deadline_at"] = opt_time(t.restore_deadline_at);
-  o["currently_connected"] = t.currently_connected;
-  o["public_host"] = v.public_host;
-  o["zone"] = v.zone;
-  // Stored as the compact text the caller sent (validated as an object when written).
-  boost::system::error_code ec;
-  auto metadata = boost::json::parse(t.metadata_json, ec);
-  o["metadata"] = (!ec && metadata.is_object()) ? std::move(metadata) : boost::json::object{};
-  o["created_at"] = format_rfc3339(t.created_at);
-  o["updated_at"] = format_rfc3339(t.updated_at);
-  return o;
+  out.append("{\"id\":\"");
+  out.append(t.id.to_string());
+  out.append("\",\"organization_id\":\"");
+  out.append(t.organization_id.to_string());
+  out.push_back('"');
+  member(out, "tunnel_name");
+  append_json_string(out, t.tunnel_name);
+  opt_string_member(out, "description", t.description);
+  member(out, "tls_mode");
+  append_json_string(out, to_string(t.tls_mode));
+  opt_string_member(out, "cert_pem", t.cert_pem);
+  opt_string_member(out, "cert_fingerprint_sha256", t.cert_fingerprint_sha256);
+  opt_time_member(out, "cert_expires_at", t.cert_expires_at);
+  member(out, "status");
+  append_json_string(out, to_string(t.status));
+  opt_time_member(out, "last_connected_at", t.last_connected_at);
+  opt_string_member(out, "last_connected_ip_addr", t.last_connected_ip_addr);
+  opt_time_member(out, "restore_deadline_at", t.restore_deadline_at);
+  member(out, "currently_connected");
+  out.append(t.currently_connected ? "true" : "false");
+  member(out, "public_host");
+  append_json_string(out, v.public_host);
+  member(out, "zone");
+  append_json_string(out, v.zone);
+  // Stored as the compact JSON text of an object, validated when it was written.
+  member(out, "metadata");
+  out.append(t.metadata_json.empty() ? std::string_view("{}") : std::string_view(t.metadata_json));
+  member(out, "created_at");
+  append_json_string(out, format_rfc3339(t.created_at));
+  member(out, "updated_at");
+  append_json_string(out, format_rfc3339(t.updated_at));
+  out.push_back('}');
 }
 
 boost::json::object api_key_to_json(const ApiKeyRecord& k) {

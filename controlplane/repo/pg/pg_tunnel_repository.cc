@@ -18,6 +18,7 @@ using Kind = RepoFailure::Kind;
   "last_connected_ip_addr, currently_connected, inkwire_us(restore_deadline_at), metadata, "          \
   "inkwire_us(created_at), inkwire_us(updated_at)"
 
+constexpr int kCountShards = 16;
 constexpr const char* kGet = "tunnel_get";
 constexpr const char* kList = "tunnel_list";
 constexpr const char* kStatus = "tunnel_status";
@@ -84,12 +85,12 @@ std::optional<std::string> opt_nonempty(const std::string& s) {
   return s;
 }
 
-// Audit row and NOTIFY in one round trip; both take effect at COMMIT.
+// Audit row and event row in one round trip; both take effect at COMMIT.
 void audit_and_notify(pqxx::transaction_base& tx, const Actor& actor, std::string_view action, const TunnelRecord& t,
                       Timestamp now, const std::optional<std::string>& detail = std::nullopt) {
   tx.exec_prepared(kAudit, to_unix_micros(now), actor.organization_id.to_string(), opt_uuid(actor.api_key_id),
                    std::string(action), t.id.to_string(), opt_nonempty(actor.source_ip), detail,
-                   notify_payload(action, t));
+                   notify_payload(action, t), std::string(PgTunnelRepository::kTunnelEventsChannel));
 }
 
 // After a conditional UPDATE matched nothing: was the tunnel missing or in the wrong state?
@@ -102,8 +103,9 @@ RepoFailure explain_miss(pqxx::transaction_base& tx, const Uuid& id, const Uuid&
 // Runs one conditional UPDATE (`statement` with `args`), explains a miss, and writes the audit row:
 // the shape shared by every lifecycle transition.
 template <typename... Args>
-boost::asio::awaitable<RepoResult<TunnelRecord>> transition(PgPool& pool, const char* action, const char* statement,
-                                                            Uuid id, Actor actor, Timestamp now, Args... args) {
+boost::asio::awaitable<RepoResult<TunnelRecord>> transition(PgPool& pool, const std::function<void()>& committed,
+                                                            const char* action, const char* statement, Uuid id,
+                                                            Actor actor, Timestamp now, Args... args) {
   auto r = co_await pool.run([&](pqxx::connection& c) -> RepoResult<TunnelRecord> {
     pqxx::work tx(c);
     auto rows = tx.exec_prepared(statement, id.to_string(), actor.organization_id.to_string(), args...);
@@ -114,6 +116,7 @@ boost::asio::awaitable<RepoResult<TunnelRecord>> transition(PgPool& pool, const 
     return t;
   });
   if (!r) co_return unexpected(RepoFailure{Kind::unavailable, std::nullopt});
+  if (r->has_value() && committed) committed();
   co_return std::move(*r);
 }
 
@@ -127,11 +130,16 @@ PgTunnelRepository::PgTunnelRepository(PgPool& pool) : pool_(pool) {
                             " ORDER BY created_at, id");
   pool_.add_prepared(kStatus,
                      "SELECT status FROM tunnels WHERE id = $1 AND organization_id = $2 AND status <> 'deleted'");
+  // One shard row is incremented (no single hot row); the total is that row plus the others as
+  // committed. Concurrent creates may overshoot the limit by at most their number.
   pool_.add_prepared(kCount,
-                     "INSERT INTO tunnel_create_counts (organization_id, day, created)"
-                     " VALUES ($1, (inkwire_ts($2) AT TIME ZONE 'UTC')::date, 1)"
-                     " ON CONFLICT (organization_id, day) DO UPDATE SET created = tunnel_create_counts.created + 1"
-                     " RETURNING created");
+                     "WITH up AS (INSERT INTO tunnel_create_counts (organization_id, day, shard, created)"
+                     " VALUES ($1, (inkwire_ts($2) AT TIME ZONE 'UTC')::date, $3, 1)"
+                     " ON CONFLICT (organization_id, day, shard) DO UPDATE"
+                     " SET created = tunnel_create_counts.created + 1 RETURNING created)"
+                     " SELECT (SELECT created FROM up) + coalesce((SELECT sum(created) FROM tunnel_create_counts"
+                     " WHERE organization_id = $1 AND day = (inkwire_ts($2) AT TIME ZONE 'UTC')::date"
+                     " AND shard <> $3), 0)");
   pool_.add_prepared(kInsert,
                      "INSERT INTO tunnels (id, organization_id, tunnel_name, description, tls_mode, status,"
                      " secret_sha256, metadata, created_at, updated_at)"
@@ -172,10 +180,15 @@ PgTunnelRepository::PgTunnelRepository(PgPool& pool) : pool_(pool) {
                      " WHERE id IN (SELECT id FROM tunnels WHERE status = 'delete_pending'"
                      " AND restore_deadline_at <= inkwire_ts($1) ORDER BY restore_deadline_at LIMIT $2"
                      " FOR UPDATE SKIP LOCKED) RETURNING " TUNNEL_COLUMNS);
+  // The audit row and the event (outbox) row in one round trip; EventPublisher sends the NOTIFY.
   pool_.add_prepared(kAudit,
                      "WITH a AS (INSERT INTO audit_log (at, organization_id, api_key_id, action, tunnel_id,"
                      " source_ip, detail) VALUES (inkwire_ts($1), $2, $3, $4, $5, $6, $7))"
-                     " SELECT pg_notify('inkwire_tunnel_events', $8)");
+                     " INSERT INTO tunnel_events (at, channel, payload) VALUES (inkwire_ts($1), $9, $8)");
+}
+
+void PgTunnelRepository::committed() const {
+  if (on_commit_) on_commit_();
 }
 
 boost::asio::awaitable<RepoResult<TunnelRecord>> PgTunnelRepository::create(NewTunnel n, Actor actor) {
@@ -192,7 +205,8 @@ boost::asio::awaitable<RepoResult<TunnelRecord>> PgTunnelRepository::create(NewT
     } catch (const pqxx::unique_violation&) {
       return unexpected(RepoFailure{Kind::name_taken, std::nullopt});
     }
-    auto count = tx.exec_prepared1(kCount, n.organization_id.to_string(), to_unix_micros(n.now));
+    auto count = tx.exec_prepared1(kCount, n.organization_id.to_string(), to_unix_micros(n.now),
+                                   static_cast<int>(n.id.bytes()[15] % kCountShards));
     if (count[0].as<int>() > n.daily_create_limit) return unexpected(RepoFailure{Kind::limit_reached, std::nullopt});
     TunnelRecord t = row_to_tunnel(inserted[0]);
     audit_and_notify(tx, actor, "tunnel.created", t, n.now);
@@ -200,6 +214,7 @@ boost::asio::awaitable<RepoResult<TunnelRecord>> PgTunnelRepository::create(NewT
     return t;
   });
   if (!r) co_return unexpected(RepoFailure{Kind::unavailable, std::nullopt});
+  if (r->has_value()) committed();
   co_return std::move(*r);
 }
 
@@ -233,13 +248,13 @@ boost::asio::awaitable<RepoResult<TunnelRecord>> PgTunnelRepository::update(Uuid
   const std::optional<std::string> description = set_description ? *p.description : std::nullopt;
   const bool set_metadata = p.metadata_json.has_value();
   const std::string metadata = p.metadata_json.value_or("{}");
-  co_return co_await transition(pool_, "tunnel.updated", kUpdate, id, actor, now, set_description, description,
+  co_return co_await transition(pool_, on_commit_, "tunnel.updated", kUpdate, id, actor, now, set_description, description,
                                 set_metadata, metadata, to_unix_micros(now));
 }
 
 boost::asio::awaitable<RepoResult<TunnelRecord>> PgTunnelRepository::mark_deleted(Uuid id, Actor actor, Timestamp now,
                                                                                   Timestamp deadline) {
-  co_return co_await transition(pool_, "tunnel.deleted", kMarkDeleted, id, actor, now, to_unix_micros(now),
+  co_return co_await transition(pool_, on_commit_, "tunnel.deleted", kMarkDeleted, id, actor, now, to_unix_micros(now),
                                 to_unix_micros(deadline));
 }
 
@@ -263,23 +278,25 @@ boost::asio::awaitable<RepoResult<TunnelRecord>> PgTunnelRepository::restore(Uui
     return t;
   });
   if (!r) co_return unexpected(RepoFailure{Kind::unavailable, std::nullopt});
+  // Also after a miss: an expired tunnel may just have been finalised.
+  committed();
   co_return std::move(*r);
 }
 
 boost::asio::awaitable<RepoResult<TunnelRecord>> PgTunnelRepository::force_delete(Uuid id, Actor actor,
                                                                                   Timestamp now) {
-  co_return co_await transition(pool_, "tunnel.force_deleted", kFinalize, id, actor, now, to_unix_micros(now));
+  co_return co_await transition(pool_, on_commit_, "tunnel.force_deleted", kFinalize, id, actor, now, to_unix_micros(now));
 }
 
 boost::asio::awaitable<RepoResult<TunnelRecord>> PgTunnelRepository::rotate_secret(Uuid id, std::string hash,
                                                                                    Actor actor, Timestamp now) {
-  co_return co_await transition(pool_, "tunnel.secret_rotated", kRotate, id, actor, now, hash, to_unix_micros(now));
+  co_return co_await transition(pool_, on_commit_, "tunnel.secret_rotated", kRotate, id, actor, now, hash, to_unix_micros(now));
 }
 
 boost::asio::awaitable<RepoResult<TunnelRecord>> PgTunnelRepository::record_certificate(Uuid id,
                                                                                         IssuedCertificateFields cert,
                                                                                         Actor actor, Timestamp now) {
-  co_return co_await transition(pool_, "tunnel.certificate_issued", kCert, id, actor, now, cert.cert_pem,
+  co_return co_await transition(pool_, on_commit_, "tunnel.certificate_issued", kCert, id, actor, now, cert.cert_pem,
                                 cert.fingerprint_sha256, to_unix_micros(cert.expires_at), to_unix_micros(now));
 }
 
@@ -295,6 +312,7 @@ boost::asio::awaitable<RepoResult<int>> PgTunnelRepository::finalize_expired(Tim
     return static_cast<int>(rows.size());
   });
   if (!r) co_return unexpected(RepoFailure{Kind::unavailable, std::nullopt});
+  if (*r > 0) committed();
   co_return *r;
 }
 

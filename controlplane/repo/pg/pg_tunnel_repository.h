@@ -1,6 +1,7 @@
 #pragma once
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,14 +46,17 @@ struct IssuedCertificateFields {
   Timestamp expires_at;
 };
 
-// The tunnels table. Every mutation runs in one transaction together with its audit-log row and
-// a NOTIFY on kTunnelEventsChannel, so listeners hear of a change exactly when it commits.
+// The tunnels table. Every mutation runs in one transaction together with its audit-log row and an
+// event row (the tunnel_events outbox); EventPublisher turns committed events into NOTIFYs on
+// kTunnelEventsChannel. on_commit (set once at startup) is called after every committed change
+// so the publisher sends at once instead of at its next sweep.
 class PgTunnelRepository {
  public:
-  // NOTIFY channel; payload {"event","tunnel_id","organization_id","tunnel_name","status"}.
+  // NOTIFY channel; payload {"event_id","event","tunnel_id","organization_id","tunnel_name","status"}.
   static constexpr const char* kTunnelEventsChannel = "inkwire_tunnel_events";
 
   explicit PgTunnelRepository(PgPool& pool);
+  void set_on_commit(std::function<void()> on_commit) { on_commit_ = std::move(on_commit); }
 
   boost::asio::awaitable<RepoResult<TunnelRecord>> create(NewTunnel tunnel, Actor actor);
   boost::asio::awaitable<RepoResult<TunnelRecord>> get(Uuid organization_id, Uuid id);
@@ -75,7 +79,10 @@ class PgTunnelRepository {
   boost::asio::awaitable<RepoResult<int>> finalize_expired(Timestamp now, int batch);
 
  private:
+  void committed() const;
+
   PgPool& pool_;
+  std::function<void()> on_commit_;
 };
 
 }  // namespace inkwire::controlplane
