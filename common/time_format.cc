@@ -14,11 +14,21 @@ std::string format_rfc3339(Timestamp t) {
   const auto m = duration_cast<minutes>(tod - h);
   const auto s = duration_cast<seconds>(tod - h - m);
   const auto us = duration_cast<microseconds>(tod - h - m - s);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%06dZ", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), static_cast<int>(h.count()),
-                static_cast<int>(m.count()), static_cast<int>(s.count()), static_cast<int>(us.count()));
-  return buf;
+  // Written by hand, not with snprintf: listing 10,000 tunnels formats 20,000+ timestamps.
+  char buf[28] = "0000-00-00T00:00:00.000000Z";
+  auto put = [&](int pos, long value, int width) {
+    for (int i = width - 1; i >= 0; --i, value /= 10) buf[pos + i] = static_cast<char>('0' + value % 10);
+  };
+  const int year = static_cast<int>(ymd.year());
+  if (year < 0 || year > 9999) return "0000-01-01T00:00:00.000000Z";
+  put(0, year, 4);
+  put(5, static_cast<unsigned>(ymd.month()), 2);
+  put(8, static_cast<unsigned>(ymd.day()), 2);
+  put(11, h.count(), 2);
+  put(14, m.count(), 2);
+  put(17, s.count(), 2);
+  put(20, us.count(), 6);
+  return std::string(buf, 27);
 }
 
 std::optional<Timestamp> parse_rfc3339(std::string_view text) {

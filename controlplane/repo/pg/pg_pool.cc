@@ -57,7 +57,9 @@ std::unique_ptr<pqxx::connection> PgPool::acquire(std::string& error) {
     connects_.Increment();
     // Every statement is bounded, so a stuck query cannot hold a pool thread for ever.
     conn->set_variable("statement_timeout", std::to_string(statement_timeout_ms_));
+    // Timestamps are read back as ISO text in UTC (pg_time.h relies on both).
     conn->set_variable("TimeZone", "'UTC'");
+    conn->set_variable("DateStyle", "'ISO, YMD'");
     std::lock_guard lock(mutex_);
     for (const auto& [name, sql] : prepared_) conn->prepare(name, sql);
     return conn;

@@ -5,6 +5,7 @@
 #include <pqxx/pqxx>
 
 #include "common/time_format.h"
+#include "controlplane/repo/pg/pg_time.h"
 
 namespace inkwire::controlplane {
 namespace {
@@ -12,11 +13,12 @@ namespace {
 using Kind = RepoFailure::Kind;
 
 // The column list every statement returns, in the order row_to_tunnel reads it.
+// Timestamps come back as PostgreSQL's own ISO text (the session runs in UTC): converting them in
+// SQL (extract/epoch arithmetic) tripled the time of listing 10,000 tunnels.
 #define TUNNEL_COLUMNS                                                                                 \
   "id::text, organization_id::text, tunnel_name, description, tls_mode, status, secret_sha256, "      \
-  "cert_pem, cert_fingerprint_sha256, inkwire_us(cert_expires_at), inkwire_us(last_connected_at), "   \
-  "last_connected_ip_addr, currently_connected, inkwire_us(restore_deadline_at), metadata, "          \
-  "inkwire_us(created_at), inkwire_us(updated_at)"
+  "cert_pem, cert_fingerprint_sha256, cert_expires_at, last_connected_at, "                           \
+  "last_connected_ip_addr, currently_connected, restore_deadline_at, metadata, created_at, updated_at"
 
 constexpr int kCountShards = 16;
 constexpr const char* kGet = "tunnel_get";
@@ -35,7 +37,7 @@ constexpr const char* kAudit = "tunnel_audit_notify";
 
 std::optional<Timestamp> ts(const pqxx::field& f) {
   if (f.is_null()) return std::nullopt;
-  return from_unix_micros(f.as<std::int64_t>());
+  return parse_pg_timestamptz(f.c_str());
 }
 
 std::optional<std::string> opt_text(const pqxx::field& f) {
@@ -127,7 +129,7 @@ PgTunnelRepository::PgTunnelRepository(PgPool& pool) : pool_(pool) {
                            " FROM tunnels WHERE id = $1 AND organization_id = $2 AND status <> 'deleted'");
   pool_.add_prepared(kList, "SELECT " TUNNEL_COLUMNS
                             " FROM tunnels WHERE organization_id = $1 AND status <> 'deleted'"
-                            " ORDER BY created_at, id");
+                            " ORDER BY tunnels.created_at, tunnels.id");
   pool_.add_prepared(kStatus,
                      "SELECT status FROM tunnels WHERE id = $1 AND organization_id = $2 AND status <> 'deleted'");
   // One shard row is incremented (no single hot row); the total is that row plus the others as
