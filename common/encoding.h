@@ -17,6 +17,14 @@ std::optional<std::vector<std::uint8_t>> base64_decode(std::string_view text);
 // Lowercase hex.
 std::string hex_encode(std::span<const std::uint8_t> bytes);
 
+// Number of code points in valid UTF-8 (limits such as "1000 characters" count these, not bytes).
+inline std::size_t utf8_length(std::string_view s) {
+  std::size_t n = 0;
+  for (unsigned char c : s)
+    if ((c & 0xC0) != 0x80) ++n;
+  return n;
+}
+
 inline std::span<const std::uint8_t> as_bytes(std::string_view s) {
   return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
 }

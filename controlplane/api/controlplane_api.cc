@@ -309,6 +309,7 @@ awaitable<HttpResponse> ControlPlaneApi::revoke_api_key(RequestContext& ctx) {
   if (!caller) co_return error_response(ctx, caller.error());
   auto id = path_uuid(ctx, "api key");
   if (!id) co_return error_response(ctx, id.error());
+  if (auto ok = expect_no_body(ctx); !ok) co_return error_response(ctx, ok.error());
   auto r = co_await keys_.revoke(*caller, *id);
   if (!r) co_return error_response(ctx, r.error());
   co_return json_response(ctx.request, 200, R"({"revoked":true})");

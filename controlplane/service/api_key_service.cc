@@ -103,8 +103,10 @@ boost::asio::awaitable<ServiceResult<Caller>> ApiKeyService::authenticate(std::s
 boost::asio::awaitable<ServiceResult<NewApiKey>> ApiKeyService::create(const Caller& caller, KeyScope scope,
                                                                        std::optional<std::string> description) {
   if (!caller.is_admin()) co_return unexpected(ServiceError{403, "managing API keys requires an admin-scoped API key"});
-  if (description && description->size() > 1000)
-    co_return unexpected(ServiceError{422, "description must be at most 1000 characters"});
+  if (description && utf8_length(*description) > config_.controlplane.max_description_chars)
+    co_return unexpected(ServiceError{422, "description must be at most " +
+                                               std::to_string(config_.controlplane.max_description_chars) +
+                                               " characters"});
   NewApiKey k = generate(caller.organization_id, scope, std::move(description), clock_.now(), random_);
   auto r = co_await repo_.create_api_key(k.record, caller.actor());
   if (!r) co_return unexpected(unavailable());

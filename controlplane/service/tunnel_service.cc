@@ -14,13 +14,6 @@ constexpr const char* kBuiltinReserved[] = {
     "test",   "dev",     "prod",    "localhost", "proxy", "vpn", "webhook", "webhooks", "tunnel", "relay",
     "edge",   "metrics", "inkwire", "inkbox"};
 
-std::size_t utf8_chars(std::string_view s) {
-  std::size_t n = 0;
-  for (unsigned char c : s)
-    if ((c & 0xC0) != 0x80) ++n;
-  return n;
-}
-
 ServiceError from_repo(const RepoFailure& f, std::string_view conflict_detail = {}) {
   using Kind = RepoFailure::Kind;
   switch (f.kind) {
@@ -73,7 +66,7 @@ std::string TunnelService::new_secret() {
 }
 
 ServiceResult<Unit> TunnelService::check_description(const std::optional<std::string>& description) const {
-  if (description && utf8_chars(*description) > config_.controlplane.max_description_chars)
+  if (description && utf8_length(*description) > config_.controlplane.max_description_chars)
     return unexpected(ServiceError{422, "description must be at most " +
                                             std::to_string(config_.controlplane.max_description_chars) +
                                             " characters"});
@@ -108,13 +101,13 @@ boost::asio::awaitable<ServiceResult<CreatedTunnel>> TunnelService::create(const
 }
 
 boost::asio::awaitable<ServiceResult<TunnelRecord>> TunnelService::get(const Caller& caller, Uuid id) {
-  auto r = co_await repo_.get(caller.organization_id, id);
+  auto r = co_await repo_.get(caller.organization_id, id, clock_.now());
   if (!r) co_return unexpected(from_repo(r.error()));
   co_return std::move(*r);
 }
 
 boost::asio::awaitable<ServiceResult<std::vector<TunnelRecord>>> TunnelService::list(const Caller& caller) {
-  auto r = co_await repo_.list(caller.organization_id);
+  auto r = co_await repo_.list(caller.organization_id, clock_.now());
   if (!r) co_return unexpected(from_repo(r.error()));
   co_return std::move(*r);
 }
@@ -178,7 +171,7 @@ boost::asio::awaitable<ServiceResult<std::string>> TunnelService::rotate_secret(
 boost::asio::awaitable<ServiceResult<IssuedCertificate>> TunnelService::sign_csr(const Caller& caller, Uuid id,
                                                                                  std::string csr_pem) {
   if (!caller.is_admin()) co_return unexpected(admin_required("signing a certificate"));
-  auto t = co_await repo_.get(caller.organization_id, id);
+  auto t = co_await repo_.get(caller.organization_id, id, clock_.now());
   if (!t) co_return unexpected(from_repo(t.error()));
   // The SDK tells the two 409s apart by the words edge/tls_mode/passthrough (§2.5.9): the state
   // conflict text must contain none of them.

@@ -20,7 +20,14 @@ using Kind = RepoFailure::Kind;
   "cert_pem, cert_fingerprint_sha256, cert_expires_at, last_connected_at, "                           \
   "last_connected_ip_addr, currently_connected, restore_deadline_at, metadata, created_at, updated_at"
 
+// A tunnel the caller can still see: not finalised, and not past its grace window (the reaper
+// may not have run yet; an expired tunnel must already behave as removed).
+#define LIVE(now_param) \
+  " status <> 'deleted' AND NOT (status = 'delete_pending' AND restore_deadline_at <= inkwire_ts(" now_param "))"
+
 constexpr int kCountShards = 16;
+constexpr const char* kFinalizeExpired = "tunnel_finalize_expired";
+constexpr const char* kFinalizeExpiredName = "tunnel_finalize_expired_name";
 constexpr const char* kGet = "tunnel_get";
 constexpr const char* kList = "tunnel_list";
 constexpr const char* kStatus = "tunnel_status";
@@ -96,8 +103,8 @@ void audit_and_notify(pqxx::transaction_base& tx, const Actor& actor, std::strin
 }
 
 // After a conditional UPDATE matched nothing: was the tunnel missing or in the wrong state?
-RepoFailure explain_miss(pqxx::transaction_base& tx, const Uuid& id, const Uuid& org) {
-  auto r = tx.exec_prepared(kStatus, id.to_string(), org.to_string());
+RepoFailure explain_miss(pqxx::transaction_base& tx, const Uuid& id, const Uuid& org, Timestamp now) {
+  auto r = tx.exec_prepared(kStatus, id.to_string(), org.to_string(), to_unix_micros(now));
   if (r.empty()) return {Kind::not_found, std::nullopt};
   return {Kind::conflict, parse_tunnel_status(r[0][0].c_str())};
 }
@@ -111,7 +118,7 @@ boost::asio::awaitable<RepoResult<TunnelRecord>> transition(PgPool& pool, const 
   auto r = co_await pool.run([&](pqxx::connection& c) -> RepoResult<TunnelRecord> {
     pqxx::work tx(c);
     auto rows = tx.exec_prepared(statement, id.to_string(), actor.organization_id.to_string(), args...);
-    if (rows.empty()) return unexpected(explain_miss(tx, id, actor.organization_id));
+    if (rows.empty()) return unexpected(explain_miss(tx, id, actor.organization_id, now));
     TunnelRecord t = row_to_tunnel(rows[0]);
     audit_and_notify(tx, actor, action, t, now);
     tx.commit();
@@ -125,13 +132,21 @@ boost::asio::awaitable<RepoResult<TunnelRecord>> transition(PgPool& pool, const 
 }  // namespace
 
 PgTunnelRepository::PgTunnelRepository(PgPool& pool) : pool_(pool) {
-  pool_.add_prepared(kGet, "SELECT " TUNNEL_COLUMNS
-                           " FROM tunnels WHERE id = $1 AND organization_id = $2 AND status <> 'deleted'");
+  pool_.add_prepared(kGet, "SELECT " TUNNEL_COLUMNS " FROM tunnels WHERE id = $1 AND organization_id = $2 AND" LIVE("$3"));
   pool_.add_prepared(kList, "SELECT " TUNNEL_COLUMNS
-                            " FROM tunnels WHERE organization_id = $1 AND status <> 'deleted'"
+                            " FROM tunnels WHERE organization_id = $1 AND" LIVE("$2")
                             " ORDER BY tunnels.created_at, tunnels.id");
-  pool_.add_prepared(kStatus,
-                     "SELECT status FROM tunnels WHERE id = $1 AND organization_id = $2 AND status <> 'deleted'");
+  pool_.add_prepared(kStatus, "SELECT status FROM tunnels WHERE id = $1 AND organization_id = $2 AND" LIVE("$3"));
+  pool_.add_prepared(kFinalizeExpired,
+                     "UPDATE tunnels SET status = 'deleted', restore_deadline_at = NULL, currently_connected = false,"
+                     " finalized_at = inkwire_ts($3), updated_at = inkwire_ts($3)"
+                     " WHERE id = $1 AND organization_id = $2 AND status = 'delete_pending'"
+                     " AND restore_deadline_at <= inkwire_ts($3) RETURNING " TUNNEL_COLUMNS);
+  pool_.add_prepared(kFinalizeExpiredName,
+                     "UPDATE tunnels SET status = 'deleted', restore_deadline_at = NULL, currently_connected = false,"
+                     " finalized_at = inkwire_ts($2), updated_at = inkwire_ts($2)"
+                     " WHERE tunnel_name = $1 AND status = 'delete_pending'"
+                     " AND restore_deadline_at <= inkwire_ts($2) RETURNING " TUNNEL_COLUMNS);
   // One shard row is incremented (no single hot row); the total is that row plus the others as
   // committed. Concurrent creates may overshoot the limit by at most their number.
   pool_.add_prepared(kCount,
@@ -150,7 +165,7 @@ PgTunnelRepository::PgTunnelRepository(PgPool& pool) : pool_(pool) {
   pool_.add_prepared(kUpdate,
                      "UPDATE tunnels SET description = CASE WHEN $3 THEN $4 ELSE description END,"
                      " metadata = CASE WHEN $5 THEN $6 ELSE metadata END, updated_at = inkwire_ts($7)"
-                     " WHERE id = $1 AND organization_id = $2 AND status <> 'deleted' RETURNING " TUNNEL_COLUMNS);
+                     " WHERE id = $1 AND organization_id = $2 AND" LIVE("$7") " RETURNING " TUNNEL_COLUMNS);
   pool_.add_prepared(kMarkDeleted,
                      "UPDATE tunnels SET status = 'delete_pending', restore_deadline_at = inkwire_ts($4),"
                      " updated_at = inkwire_ts($3)"
@@ -169,7 +184,7 @@ PgTunnelRepository::PgTunnelRepository(PgPool& pool) : pool_(pool) {
                      " RETURNING " TUNNEL_COLUMNS);
   pool_.add_prepared(kRotate,
                      "UPDATE tunnels SET secret_sha256 = $3, updated_at = inkwire_ts($4)"
-                     " WHERE id = $1 AND organization_id = $2 AND status <> 'deleted' RETURNING " TUNNEL_COLUMNS);
+                     " WHERE id = $1 AND organization_id = $2 AND" LIVE("$4") " RETURNING " TUNNEL_COLUMNS);
   pool_.add_prepared(kCert,
                      "UPDATE tunnels SET cert_pem = $3, cert_fingerprint_sha256 = $4,"
                      " cert_expires_at = inkwire_ts($5), status = 'active', updated_at = inkwire_ts($6)"
@@ -194,6 +209,26 @@ void PgTunnelRepository::committed() const {
 }
 
 boost::asio::awaitable<RepoResult<TunnelRecord>> PgTunnelRepository::create(NewTunnel n, Actor actor) {
+  auto r = co_await insert(n, actor);
+  if (r || r.error().kind != Kind::name_taken) co_return r;
+  // The name may be held by a tunnel whose grace window ended before the reaper ran: free it, then
+  // try once more.
+  auto freed = co_await pool_.run([&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    auto rows = tx.exec_prepared(kFinalizeExpiredName, n.tunnel_name, to_unix_micros(n.now));
+    for (const auto& row : rows) {
+      TunnelRecord t = row_to_tunnel(row);
+      audit_and_notify(tx, Actor{t.organization_id, std::nullopt, {}}, "tunnel.finalized", t, n.now);
+    }
+    tx.commit();
+    return !rows.empty();
+  });
+  if (!freed || !*freed) co_return r;
+  committed();
+  co_return co_await insert(n, actor);
+}
+
+boost::asio::awaitable<RepoResult<TunnelRecord>> PgTunnelRepository::insert(const NewTunnel& n, const Actor& actor) {
   auto r = co_await pool_.run([&](pqxx::connection& c) -> RepoResult<TunnelRecord> {
     pqxx::work tx(c);
     // The counter row is taken last-but-one so its lock is held only briefly before COMMIT.
@@ -220,10 +255,10 @@ boost::asio::awaitable<RepoResult<TunnelRecord>> PgTunnelRepository::create(NewT
   co_return std::move(*r);
 }
 
-boost::asio::awaitable<RepoResult<TunnelRecord>> PgTunnelRepository::get(Uuid org, Uuid id) {
+boost::asio::awaitable<RepoResult<TunnelRecord>> PgTunnelRepository::get(Uuid org, Uuid id, Timestamp now) {
   auto r = co_await pool_.run([&](pqxx::connection& c) -> RepoResult<TunnelRecord> {
     pqxx::nontransaction tx(c);
-    auto rows = tx.exec_prepared(kGet, id.to_string(), org.to_string());
+    auto rows = tx.exec_prepared(kGet, id.to_string(), org.to_string(), to_unix_micros(now));
     if (rows.empty()) return unexpected(RepoFailure{Kind::not_found, std::nullopt});
     return row_to_tunnel(rows[0]);
   });
@@ -231,10 +266,10 @@ boost::asio::awaitable<RepoResult<TunnelRecord>> PgTunnelRepository::get(Uuid or
   co_return std::move(*r);
 }
 
-boost::asio::awaitable<RepoResult<std::vector<TunnelRecord>>> PgTunnelRepository::list(Uuid org) {
+boost::asio::awaitable<RepoResult<std::vector<TunnelRecord>>> PgTunnelRepository::list(Uuid org, Timestamp now) {
   auto r = co_await pool_.run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
-    auto rows = tx.exec_prepared(kList, org.to_string());
+    auto rows = tx.exec_prepared(kList, org.to_string(), to_unix_micros(now));
     std::vector<TunnelRecord> out;
     out.reserve(rows.size());
     for (const auto& row : rows) out.push_back(row_to_tunnel(row));
@@ -265,12 +300,12 @@ boost::asio::awaitable<RepoResult<TunnelRecord>> PgTunnelRepository::restore(Uui
     pqxx::work tx(c);
     auto rows = tx.exec_prepared(kRestore, id.to_string(), actor.organization_id.to_string(), to_unix_micros(now));
     if (rows.empty()) {
-      RepoFailure miss = explain_miss(tx, id, actor.organization_id);
-      if (miss.current_status != TunnelStatus::delete_pending) return unexpected(miss);
-      // Still delete_pending, so the deadline has passed and the reaper has not run yet: the
-      // tunnel is gone for the caller; finalise it now so the answer is consistent.
-      auto fin = tx.exec_prepared(kFinalize, id.to_string(), actor.organization_id.to_string(), to_unix_micros(now));
-      if (!fin.empty()) audit_and_notify(tx, actor, "tunnel.finalized", row_to_tunnel(fin[0]), now);
+      // Past the deadline and not reaped yet: the tunnel is gone for the caller; finalise it now
+      // so the name is free at once.
+      auto fin = tx.exec_prepared(kFinalizeExpired, id.to_string(), actor.organization_id.to_string(),
+                                  to_unix_micros(now));
+      if (fin.empty()) return unexpected(explain_miss(tx, id, actor.organization_id, now));
+      audit_and_notify(tx, actor, "tunnel.finalized", row_to_tunnel(fin[0]), now);
       tx.commit();
       return unexpected(RepoFailure{Kind::not_found, std::nullopt});
     }

@@ -59,8 +59,9 @@ class PgTunnelRepository {
   void set_on_commit(std::function<void()> on_commit) { on_commit_ = std::move(on_commit); }
 
   boost::asio::awaitable<RepoResult<TunnelRecord>> create(NewTunnel tunnel, Actor actor);
-  boost::asio::awaitable<RepoResult<TunnelRecord>> get(Uuid organization_id, Uuid id);
-  boost::asio::awaitable<RepoResult<std::vector<TunnelRecord>>> list(Uuid organization_id);
+  // Reads see a tunnel past its grace window as gone even before the reaper finalises it.
+  boost::asio::awaitable<RepoResult<TunnelRecord>> get(Uuid organization_id, Uuid id, Timestamp now);
+  boost::asio::awaitable<RepoResult<std::vector<TunnelRecord>>> list(Uuid organization_id, Timestamp now);
   boost::asio::awaitable<RepoResult<TunnelRecord>> update(Uuid id, TunnelPatch patch, Actor actor, Timestamp now);
   // active|awaiting_cert -> delete_pending until now + grace.
   boost::asio::awaitable<RepoResult<TunnelRecord>> mark_deleted(Uuid id, Actor actor, Timestamp now,
@@ -80,6 +81,7 @@ class PgTunnelRepository {
 
  private:
   void committed() const;
+  boost::asio::awaitable<RepoResult<TunnelRecord>> insert(const NewTunnel& n, const Actor& actor);
 
   PgPool& pool_;
   std::function<void()> on_commit_;
