@@ -2,6 +2,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/strand.hpp>
 
 #include "controlplane/repo/pg/migrator.h"
 
@@ -40,6 +41,14 @@ Expected<Unit, std::string> ControlPlane::start(asio::io_context& io) {
   tunnels_ = std::make_unique<TunnelService>(tunnel_repo_, *ca_, config_, clock_, random_, *registry_, logger_);
   keys_ = std::make_unique<ApiKeyService>(access_repo_, config_, clock_, random_, *registry_, logger_);
   reaper_ = std::make_unique<Reaper>(tunnel_repo_, clock_, *registry_, logger_);
+  // Revocations made on any node drop the key from this node's authentication cache at once.
+  listener_ = std::make_unique<PgListener>(
+      config_.database.url, std::vector<std::string>{PgAccessRepository::kApiKeyEventsChannel},
+      [this](const std::string&, const std::string& payload) {
+        if (auto id = Uuid::parse(payload)) keys_->forget(*id);
+      },
+      [this] { keys_->forget_all(); }, logger_);
+  asio::co_spawn(asio::make_strand(io), listener_->run(), asio::detached);
   api_ = std::make_unique<ControlPlaneApi>(*tunnels_, *keys_, access_repo_, config_, registry_, logger_);
 
   api_->register_routes(api_router_);
@@ -60,6 +69,7 @@ Expected<Unit, std::string> ControlPlane::start(asio::io_context& io) {
 void ControlPlane::stop() {
   if (reaper_) reaper_->stop();
   if (events_) events_->stop();
+  if (listener_) listener_->stop();
   if (api_server_) api_server_->stop();
   if (metrics_server_) metrics_server_->stop();
 }

@@ -16,6 +16,7 @@
 #include "controlplane/ca/certificate_authority.h"
 #include "controlplane/repo/pg/pg_access_repository.h"
 #include "controlplane/repo/pg/pg_event_publisher.h"
+#include "controlplane/repo/pg/pg_listener.h"
 #include "controlplane/repo/pg/pg_pool.h"
 #include "controlplane/repo/pg/pg_tunnel_repository.h"
 #include "controlplane/service/api_key_service.h"
@@ -63,6 +64,7 @@ class ControlPlane {
   PgTunnelRepository tunnel_repo_;
   PgAccessRepository access_repo_;
   std::unique_ptr<PgEventPublisher> events_;
+  std::unique_ptr<PgListener> listener_;
   std::unique_ptr<CertificateAuthority> ca_;
   std::unique_ptr<TunnelService> tunnels_;
   std::unique_ptr<ApiKeyService> keys_;

@@ -138,3 +138,12 @@ void ApiKeyService::forget(Uuid key_id) {
 }
 
 }  // namespace inkwire::controlplane
+
+namespace inkwire::controlplane {
+
+void ApiKeyService::forget_all() {
+  std::lock_guard lock(mutex_);
+  cache_.clear();
+}
+
+}  // namespace inkwire::controlplane

@@ -42,6 +42,8 @@ class ApiKeyService {
 
   // Drops a key from the cache (called on revocation NOTIFY).
   void forget(Uuid key_id);
+  // Drops every cached key (after missed notifications, e.g. a database reconnect).
+  void forget_all();
 
   // For the CLI: a new key record plus its plaintext.
   static NewApiKey generate(Uuid organization_id, KeyScope scope, std::optional<std::string> description,
