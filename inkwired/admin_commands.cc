@@ -29,7 +29,8 @@ int fail(const std::string& message) {
 // What a one-shot command needs: a one-connection pool and the access repository.
 struct Database {
   explicit Database(const Config& config)
-      : logger(make_logger("inkwired", "warn")),
+      // Failures reach the operator as the command's own one-line error, not as log lines too.
+      : logger(make_logger("inkwired", "off")),
         pool(config.database.url, 1, config.database.statement_timeout_ms, registry, logger),
         access(pool) {}
   prometheus::Registry registry;

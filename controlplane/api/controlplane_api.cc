@@ -55,13 +55,6 @@ std::optional<std::int64_t> parse_int(std::string_view s) {
   return v;
 }
 
-// Endpoints that take no body (restore, rotate-secret, …) accept none, or an empty object.
-ServiceResult<Unit> expect_no_body(const RequestContext& ctx) {
-  auto body = parse_object_body(ctx.request.body(), true);
-  if (!body) return unexpected(body.error());
-  return only_members(*body, {});
-}
-
 // A JSON body must be labelled as JSON when it is labelled at all (bodiless POSTs carry no type).
 ServiceResult<Unit> check_content_type(const RequestContext& ctx) {
   const auto type = ctx.request[http::field::content_type];
@@ -72,6 +65,14 @@ ServiceResult<Unit> check_content_type(const RequestContext& ctx) {
   if (!boost::beast::iequals(base, "application/json"))
     return unexpected(ServiceError{415, "Content-Type must be application/json"});
   return Unit{};
+}
+
+// Endpoints that take no body (restore, rotate-secret, …) accept none, or an empty object.
+ServiceResult<Unit> expect_no_body(const RequestContext& ctx) {
+  if (auto ok = check_content_type(ctx); !ok) return ok;
+  auto body = parse_object_body(ctx.request.body(), true);
+  if (!body) return unexpected(body.error());
+  return only_members(*body, {});
 }
 
 }  // namespace

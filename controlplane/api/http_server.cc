@@ -276,7 +276,9 @@ asio::awaitable<HttpResponse> HttpServer::dispatch(const HttpRequest& request, c
   auto m = router_.match(request.method(), path);
   if (!m.route) {
     route_label = m.path_known ? "method_not_allowed" : "not_found";
-    co_return json_error(request, m.path_known ? 405 : 404, m.path_known ? "method not allowed" : "not found");
+    auto res = json_error(request, m.path_known ? 405 : 404, m.path_known ? "method not allowed" : "not found");
+    if (m.path_known) res.set(http::field::allow, m.allowed);  // RFC 9110 §15.5.6
+    co_return res;
   }
   route_label = m.route->path_template;
   RequestContext ctx{request, std::move(m.params), q == std::string_view::npos ? "" : std::string(target.substr(q + 1)),

@@ -158,10 +158,20 @@ ServiceResult<Unit> only_members(const boost::json::object& o, std::initializer_
   return Unit{};
 }
 
+namespace {
+// PostgreSQL text cannot hold NUL, and libpq would cut the value there: refuse rather than truncate.
+ServiceResult<Unit> no_nul(const boost::json::string& s, std::string_view name) {
+  if (std::string_view(s).find('\0') != std::string_view::npos)
+    return unexpected(ServiceError{422, "'" + std::string(name) + "' must not contain NUL characters"});
+  return Unit{};
+}
+}  // namespace
+
 ServiceResult<std::optional<std::string>> string_member(const boost::json::object& o, std::string_view name) {
   auto it = o.find(name);
   if (it == o.end()) return std::optional<std::string>{};
   if (!it->value().is_string()) return unexpected(ServiceError{422, "'" + std::string(name) + "' must be a string"});
+  if (auto ok = no_nul(it->value().as_string(), name); !ok) return unexpected(ok.error());
   return std::optional<std::string>(std::string(it->value().as_string()));
 }
 
@@ -173,6 +183,7 @@ ServiceResult<std::optional<std::optional<std::string>>> nullable_string_member(
   if (it->value().is_null()) return R{std::optional<std::string>{}};
   if (!it->value().is_string())
     return unexpected(ServiceError{422, "'" + std::string(name) + "' must be a string or null"});
+  if (auto ok = no_nul(it->value().as_string(), name); !ok) return unexpected(ok.error());
   return R{std::optional<std::string>(std::string(it->value().as_string()))};
 }
 

@@ -52,6 +52,8 @@ Router::Match Router::match(boost::beast::http::verb method, std::string_view pa
       return m;
     }
     m.path_known = true;
+    if (!m.allowed.empty()) m.allowed.append(", ");
+    m.allowed.append(boost::beast::http::to_string(r.method));
   }
   return m;
 }

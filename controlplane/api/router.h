@@ -37,6 +37,7 @@ class Router {
   struct Match {
     const Route* route = nullptr;  // null: no route
     bool path_known = false;       // path matched some route with another method (405)
+    std::string allowed;           // for 405: the methods that path takes ("GET, PATCH")
     std::map<std::string, std::string, std::less<>> params;
   };
 

@@ -181,9 +181,10 @@ boost::asio::awaitable<ServiceResult<IssuedCertificate>> TunnelService::sign_csr
     co_return unexpected(ServiceError{409, "tunnel is in " + std::string(to_string(t->status)) + " state"});
   auto issued = ca_.sign_csr(csr_pem, public_host(*t), config_.ca.leaf_days);
   if (!issued) co_return unexpected(ServiceError{422, issued.error()});
-  auto r = co_await repo_.record_certificate(
-      id, IssuedCertificateFields{issued->cert_pem, issued->fingerprint_sha256, issued->not_after}, caller.actor(),
-      clock_.now());
+  // A named local, not a braced temporary inside the co_await: GCC 12 destroys such a temporary
+  // twice (a double free on every successful sign-csr, found by TunnelsApi.SignCsrIssuesCertificate).
+  IssuedCertificateFields fields{issued->cert_pem, issued->fingerprint_sha256, issued->not_after};
+  auto r = co_await repo_.record_certificate(id, std::move(fields), caller.actor(), clock_.now());
   if (!r) {
     if (r.error().kind == RepoFailure::Kind::conflict)
       co_return unexpected(ServiceError{

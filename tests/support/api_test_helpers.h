@@ -20,13 +20,6 @@
 
 #include "tests/support/http_client.h"
 
-// A test that documents a known server bug: skipped (reported as "server bug: ...") unless
-// INKWIRE_RUN_KNOWN_BUGS is set in the environment, so the owner can watch it fail and then pass.
-#define INKWIRE_SKIP_KNOWN_BUG(reason)                    \
-  if (std::getenv("INKWIRE_RUN_KNOWN_BUGS") == nullptr) { \
-    GTEST_SKIP() << "server bug: " << reason;             \
-  }
-
 namespace inkwire::testing::api {
 
 inline constexpr const char* kTunnels = "/api/v1/tunnels";

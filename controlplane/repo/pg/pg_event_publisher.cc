@@ -33,7 +33,8 @@ PgEventPublisher::PgEventPublisher(PgPool& pool, asio::any_io_executor executor,
                     .Register(registry)
                     .Add({})) {
   // SKIP LOCKED: nodes publishing at once take disjoint batches. The event id is spliced into the
-  // payload so listeners can order events and notice gaps.
+  // payload: ids are assigned at insert, not at commit, so they order one tunnel's events (its
+  // changes are serialised by its row lock) but not events of different tunnels.
   pool_.add_prepared(kPublish,
                      "WITH batch AS (SELECT id FROM tunnel_events WHERE published_at IS NULL ORDER BY id LIMIT $1"
                      " FOR UPDATE SKIP LOCKED),"

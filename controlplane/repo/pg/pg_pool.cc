@@ -65,7 +65,7 @@ std::unique_ptr<pqxx::connection> PgPool::acquire(std::string& error) {
     return conn;
   } catch (const std::exception& e) {
     in_use_.Decrement();
-    error = std::string("cannot connect to the database: ") + e.what();
+    error = "cannot connect to the database: " + one_line(e.what());
     return nullptr;
   }
 }
@@ -87,6 +87,22 @@ void PgPool::release(std::unique_ptr<pqxx::connection> conn, bool failed) {
 void PgPool::observe(std::chrono::steady_clock::time_point started, bool ok) {
   duration_.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   if (!ok) errors_.Increment();
+}
+
+std::string PgPool::one_line(const char* message) {
+  std::string out;
+  bool space = false;
+  for (const char* p = message; *p; ++p) {
+    const bool ws = *p == '\n' || *p == '\r' || *p == '\t' || *p == ' ';
+    if (ws) {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out.push_back(' ');
+    space = false;
+    out.push_back(*p);
+  }
+  return out;
 }
 
 void PgPool::log_error(const std::string& error) {

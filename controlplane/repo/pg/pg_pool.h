@@ -85,7 +85,7 @@ class PgPool {
         observe(started, true);
         return r;
       } catch (const std::exception& e) {
-        error = e.what();
+        error = one_line(e.what());
         release(std::move(conn), true);
       }
     }
@@ -100,6 +100,8 @@ class PgPool {
   void release(std::unique_ptr<pqxx::connection> conn, bool failed);
   void observe(std::chrono::steady_clock::time_point started, bool ok);
   void log_error(const std::string& error);
+  // libpq messages span lines ("...\n\tIs the server running..."); logs and CLI errors are one line.
+  static std::string one_line(const char* message);
 
   std::string url_;
   int statement_timeout_ms_;

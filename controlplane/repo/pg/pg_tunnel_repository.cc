@@ -177,11 +177,12 @@ PgTunnelRepository::PgTunnelRepository(PgPool& pool) : pool_(pool) {
                      " updated_at = inkwire_ts($3)"
                      " WHERE id = $1 AND organization_id = $2 AND status = 'delete_pending'"
                      " AND restore_deadline_at > inkwire_ts($3) RETURNING " TUNNEL_COLUMNS);
+  // Force-delete; a tunnel already past its deadline is gone for the caller (404 via explain_miss).
   pool_.add_prepared(kFinalize,
                      "UPDATE tunnels SET status = 'deleted', restore_deadline_at = NULL, currently_connected = false,"
                      " finalized_at = inkwire_ts($3), updated_at = inkwire_ts($3)"
                      " WHERE id = $1 AND organization_id = $2 AND status = 'delete_pending'"
-                     " RETURNING " TUNNEL_COLUMNS);
+                     " AND restore_deadline_at > inkwire_ts($3) RETURNING " TUNNEL_COLUMNS);
   pool_.add_prepared(kRotate,
                      "UPDATE tunnels SET secret_sha256 = $3, updated_at = inkwire_ts($4)"
                      " WHERE id = $1 AND organization_id = $2 AND" LIVE("$4") " RETURNING " TUNNEL_COLUMNS);

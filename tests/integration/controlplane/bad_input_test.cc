@@ -441,10 +441,6 @@ TEST(BadInput, HttpLimitsAndFraming) {
 }
 
 TEST(BadInput, NulCharactersAreRefusedNotTruncated) {
-  INKWIRE_SKIP_KNOWN_BUG(
-      "a \\u0000 inside a description is silently truncated (\"a\\u0000b\" is stored and returned as \"a\") "
-      "on POST /api/v1/tunnels/, PATCH /api/v1/tunnels/{id} and POST /api/v1/api-keys: PostgreSQL text cannot "
-      "hold NUL and the string reaches libpq as a C string; expected 422 (or the text kept exactly)")
   TestControlPlane cp;
   auto c = cp.client();
   const std::string& admin = cp.admin_key();
@@ -476,9 +472,6 @@ TEST(BadInput, NulCharactersAreRefusedNotTruncated) {
 }
 
 TEST(BadInput, MethodNotAllowedNamesAllowedMethods) {
-  INKWIRE_SKIP_KNOWN_BUG(
-      "405 responses carry no Allow header (RFC 9110 section 15.5.6: the origin server MUST generate one); "
-      "controlplane/api/http_server.cc HttpServer::dispatch")
   TestControlPlane cp;
   auto c = cp.client();
   auto t = must_create(c, cp.admin_key(), "allow-me");

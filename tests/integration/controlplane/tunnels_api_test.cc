@@ -574,11 +574,6 @@ TEST(TunnelsApi, SignCsrRefusals) {
 }
 
 TEST(TunnelsApi, SignCsrIssuesCertificate) {
-  INKWIRE_SKIP_KNOWN_BUG(
-      "every successful sign-csr aborts the server with a double free: in TunnelService::sign_csr "
-      "(controlplane/service/tunnel_service.cc) the IssuedCertificateFields{...} temporary built inside "
-      "`co_await repo_.record_certificate(...)` is destroyed twice by GCC 12 (brace-initialised aggregate "
-      "temporary in a co_await operand); build it as a named local first")
   TestControlPlane cp;
   auto c = cp.client();
   const std::string& admin = cp.admin_key();
