@@ -4,6 +4,7 @@
 //   controlplane_load create PORT KEY COUNT CONNECTIONS PREFIX   -> creates COUNT tunnels
 //   controlplane_load get    PORT KEY SECONDS CONNECTIONS         -> GETs random existing tunnels
 //   controlplane_load list   PORT KEY COUNT                       -> COUNT sequential list calls
+//     (bench/controlplane measures list latency with curl instead; this mode is for quick checks)
 // Prints one line of JSON with the figures.
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>

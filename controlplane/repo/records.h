@@ -26,7 +26,6 @@ struct TunnelRecord {
   std::optional<std::string> description;
   TlsMode tls_mode = TlsMode::edge;
   TunnelStatus status = TunnelStatus::active;
-  std::string secret_sha256;  // lowercase hex
   std::optional<std::string> cert_pem;
   std::optional<std::string> cert_fingerprint_sha256;
   std::optional<Timestamp> cert_expires_at;
