@@ -67,6 +67,15 @@ ServiceResult<Unit> check_content_type(const RequestContext& ctx) {
   return Unit{};
 }
 
+// A JSON object body: labelled as JSON (when labelled), parseable, with only `allowed` members.
+ServiceResult<boost::json::object> json_body(const RequestContext& ctx, std::initializer_list<std::string_view> allowed) {
+  if (auto ok = check_content_type(ctx); !ok) return unexpected(ok.error());
+  auto body = parse_object_body(ctx.request.body(), false);
+  if (!body) return body;
+  if (auto ok = only_members(*body, allowed); !ok) return unexpected(ok.error());
+  return body;
+}
+
 // Endpoints that take no body (restore, rotate-secret, …) accept none, or an empty object.
 ServiceResult<Unit> expect_no_body(const RequestContext& ctx) {
   if (auto ok = check_content_type(ctx); !ok) return ok;
@@ -155,11 +164,8 @@ awaitable<HttpResponse> ControlPlaneApi::list_tunnels(RequestContext& ctx) {
 awaitable<HttpResponse> ControlPlaneApi::create_tunnel(RequestContext& ctx) {
   auto caller = co_await authenticate(ctx);
   if (!caller) co_return error_response(ctx, caller.error());
-  if (auto ok = check_content_type(ctx); !ok) co_return error_response(ctx, ok.error());
-  auto body = parse_object_body(ctx.request.body(), false);
+  auto body = json_body(ctx, {"tunnel_name", "tls_mode", "description"});
   if (!body) co_return error_response(ctx, body.error());
-  if (auto ok = only_members(*body, {"tunnel_name", "tls_mode", "description"}); !ok)
-    co_return error_response(ctx, ok.error());
   auto name = string_member(*body, "tunnel_name");
   if (!name) co_return error_response(ctx, name.error());
   if (!*name) co_return error_response(ctx, {422, "'tunnel_name' is required"});
@@ -197,10 +203,8 @@ awaitable<HttpResponse> ControlPlaneApi::update_tunnel(RequestContext& ctx) {
   if (!caller) co_return error_response(ctx, caller.error());
   auto id = path_uuid(ctx, "tunnel");
   if (!id) co_return error_response(ctx, id.error());
-  if (auto ok = check_content_type(ctx); !ok) co_return error_response(ctx, ok.error());
-  auto body = parse_object_body(ctx.request.body(), false);
+  auto body = json_body(ctx, {"description", "metadata"});
   if (!body) co_return error_response(ctx, body.error());
-  if (auto ok = only_members(*body, {"description", "metadata"}); !ok) co_return error_response(ctx, ok.error());
   TunnelPatch patch;
   auto description = nullable_string_member(*body, "description");
   if (!description) co_return error_response(ctx, description.error());
@@ -261,10 +265,8 @@ awaitable<HttpResponse> ControlPlaneApi::sign_csr(RequestContext& ctx) {
   if (!caller) co_return error_response(ctx, caller.error());
   auto id = path_uuid(ctx, "tunnel");
   if (!id) co_return error_response(ctx, id.error());
-  if (auto ok = check_content_type(ctx); !ok) co_return error_response(ctx, ok.error());
-  auto body = parse_object_body(ctx.request.body(), false);
+  auto body = json_body(ctx, {"csr_pem"});
   if (!body) co_return error_response(ctx, body.error());
-  if (auto ok = only_members(*body, {"csr_pem"}); !ok) co_return error_response(ctx, ok.error());
   auto csr = string_member(*body, "csr_pem");
   if (!csr) co_return error_response(ctx, csr.error());
   if (!*csr) co_return error_response(ctx, {422, "'csr_pem' is required"});
@@ -288,10 +290,8 @@ awaitable<HttpResponse> ControlPlaneApi::list_api_keys(RequestContext& ctx) {
 awaitable<HttpResponse> ControlPlaneApi::create_api_key(RequestContext& ctx) {
   auto caller = co_await authenticate(ctx);
   if (!caller) co_return error_response(ctx, caller.error());
-  if (auto ok = check_content_type(ctx); !ok) co_return error_response(ctx, ok.error());
-  auto body = parse_object_body(ctx.request.body(), false);
+  auto body = json_body(ctx, {"scope", "description"});
   if (!body) co_return error_response(ctx, body.error());
-  if (auto ok = only_members(*body, {"scope", "description"}); !ok) co_return error_response(ctx, ok.error());
   auto scope_text = string_member(*body, "scope");
   if (!scope_text) co_return error_response(ctx, scope_text.error());
   auto scope = parse_key_scope(scope_text->value_or(""));
