@@ -105,6 +105,35 @@ int run_create_org(const Config& config, const std::string& name, bool if_missin
   return 0;
 }
 
+int run_set_org(const Config& config, const std::string& org_name, std::optional<bool> disabled,
+                std::optional<std::string> limit_text) {
+  std::optional<std::optional<int>> limit;
+  if (limit_text) {
+    if (*limit_text == "default") {
+      limit = std::optional<int>{};
+    } else {
+      try {
+        std::size_t used = 0;
+        const int n = std::stoi(*limit_text, &used);
+        if (used != limit_text->size() || n < 0) throw std::invalid_argument("");
+        limit = n;
+      } catch (...) {
+        return fail("--daily-create-limit must be a non-negative integer or 'default'");
+      }
+    }
+  }
+  if (!disabled && !limit) return fail("nothing to change: give --disabled and/or --daily-create-limit");
+  Database db(config);
+  std::string error;
+  auto org = find_org(db, org_name, error);
+  if (!org) return fail(error);
+  auto r = db.access.update_organization(org->id, disabled, limit);
+  if (!r) return fail("cannot update organization: " + r.error().message);
+  // Cached keys of a disabled organisation keep working until controlplane.api_key_cache_seconds pass.
+  std::cout << "updated " << org->name << " (" << org->id.to_string() << ")\n";
+  return 0;
+}
+
 int run_create_api_key(const Config& config, const std::string& org_name, const std::string& scope_text,
                        std::optional<std::string> description) {
   auto scope = parse_key_scope(scope_text);

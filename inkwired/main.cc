@@ -81,6 +81,20 @@ int main(int argc, char** argv) {
     if (auto c = load(common)) code = run_create_org(*c, name, if_missing); else code = 2;
   });
 
+  std::string disabled_text, limit_text;
+  auto* set_org = admin->add_subcommand("set-org", "disable/enable an organisation or set its daily creation limit");
+  add_common(set_org, common);
+  set_org->add_option("--org", org, "organisation name or id")->required();
+  auto* disabled_opt = set_org->add_option("--disabled", disabled_text, "true or false")->check(CLI::IsMember({"true", "false"}));
+  auto* limit_opt = set_org->add_option("--daily-create-limit", limit_text, "tunnels per UTC day, or 'default'");
+  set_org->callback([&] {
+    auto c = load(common);
+    code = c ? run_set_org(*c, org,
+                           disabled_opt->count() ? std::optional(disabled_text == "true") : std::nullopt,
+                           limit_opt->count() ? std::optional(limit_text) : std::nullopt)
+             : 2;
+  });
+
   auto* create_key = admin->add_subcommand("create-api-key", "create an API key; prints it once");
   add_common(create_key, common);
   create_key->add_option("--org", org, "organisation name or id")->required();

@@ -11,8 +11,6 @@ namespace inkwire::proto {
 // other than tab and without leading or trailing whitespace.
 std::string_view h2_field_problem(std::string_view name, std::string_view value);
 
-bool h2_is_token(std::string_view s);
-bool h2_is_valid_utf8(std::string_view s);
 // Value rules alone (also used for pseudo-header values).
 std::string_view h2_value_problem(std::string_view value);
 

@@ -8,6 +8,7 @@
 
 #include "proto/h2_callbacks.h"
 #include "proto/h2_field_rules.h"
+#include "proto/header_rules.h"
 
 namespace inkwire::proto {
 namespace {
@@ -304,7 +305,7 @@ Expected<int32_t, H2Error> H2Session::submit_request(
   if (nghttp2_session_check_request_allowed(session_) == 0) {
     return unexpected(error(H2ErrorKind::session_closed, "no new requests (GOAWAY or ids spent)"));
   }
-  if (!h2_is_token(method)) return unexpected(error(H2ErrorKind::invalid_argument, "bad :method"));
+  if (!is_token(method)) return unexpected(error(H2ErrorKind::invalid_argument, "bad :method"));
   // RFC 9113 §8.5: a plain CONNECT carries only :method and :authority.
   const bool plain_connect = method == "CONNECT" && !protocol.has_value();
   if (plain_connect && authority.empty()) {
@@ -313,7 +314,7 @@ Expected<int32_t, H2Error> H2Session::submit_request(
   if (!plain_connect && (scheme.empty() || path.empty())) {
     return unexpected(error(H2ErrorKind::invalid_argument, "request needs :scheme and :path"));
   }
-  if (protocol.has_value() && (method != "CONNECT" || !h2_is_token(*protocol))) {
+  if (protocol.has_value() && (method != "CONNECT" || !is_token(*protocol))) {
     return unexpected(error(H2ErrorKind::invalid_argument, ":protocol needs CONNECT and a token"));
   }
 

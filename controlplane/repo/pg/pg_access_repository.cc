@@ -142,6 +142,23 @@ Expected<std::optional<OrganizationRecord>, DbError> PgAccessRepository::find_or
   });
 }
 
+Expected<bool, DbError> PgAccessRepository::update_organization(Uuid id, std::optional<bool> disabled,
+                                                                 std::optional<std::optional<int>> limit) {
+  return pool_.run_blocking([&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    auto rows = tx.exec_params(
+        "UPDATE organizations SET disabled = coalesce($2, disabled),"
+        " daily_create_limit = CASE WHEN $3 THEN $4 ELSE daily_create_limit END WHERE id = $1 RETURNING name",
+        id.to_string(), disabled, limit.has_value(), limit.value_or(std::nullopt));
+    if (rows.empty()) return false;
+    tx.exec_params(
+        "INSERT INTO audit_log (at, organization_id, action, detail) VALUES (now(), $1, 'organization.updated', $2)",
+        id.to_string(), std::string(disabled ? (*disabled ? "disabled" : "enabled") : "limit changed"));
+    tx.commit();
+    return true;
+  });
+}
+
 Expected<Unit, DbError> PgAccessRepository::insert_api_key(const ApiKeyRecord& key, const Actor& actor) {
   return pool_.run_blocking([&](pqxx::connection& c) {
     insert_key(c, key, actor);

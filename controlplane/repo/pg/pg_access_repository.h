@@ -20,6 +20,10 @@ class PgAccessRepository {
   // Blocking: used by `inkwired admin` and at startup.
   Expected<OrganizationRecord, DbError> create_organization(const OrganizationRecord& org);
   Expected<std::optional<OrganizationRecord>, DbError> find_organization(const std::string& name_or_id);
+  // Sets `disabled` and/or the daily creation limit (nullopt inside: back to the configured default).
+  // Returns false when no such organisation exists.
+  Expected<bool, DbError> update_organization(Uuid id, std::optional<bool> disabled,
+                                              std::optional<std::optional<int>> daily_create_limit);
   Expected<Unit, DbError> insert_api_key(const ApiKeyRecord& key, const Actor& actor);
   Expected<std::vector<ApiKeyRecord>, DbError> list_api_keys_blocking(Uuid organization_id);
   // Revokes a key of the organisation (any organisation when nullopt). false: no such live key.
