@@ -1,4 +1,5 @@
 #include "proto/bridge_message.h"
+#include "proto/bounded_append.h"
 
 #include <algorithm>
 #include <array>
@@ -279,24 +280,7 @@ BridgeMessageDecoder::BridgeMessageDecoder(BridgeMessageLimits limits) : limits_
 
 std::size_t BridgeMessageDecoder::feed(std::span<const std::uint8_t> bytes) {
   if (failed_) return bytes.size();
-  const std::size_t live = buffered();
-  const std::size_t take = std::min(bytes.size(), capacity() - live);
-  if (take == 0) return 0;
-  if (read_ == buffer_.size()) {
-    buffer_.clear();
-    read_ = 0;
-  } else if (read_ > 0 && (read_ >= live || buffer_.size() + take > capacity())) {
-    // Compact when the dead prefix is at least as big as what has to move (so moving is paid for by
-    // bytes already decoded), or when growing would hold more than the bound in memory.
-    std::memmove(buffer_.data(), buffer_.data() + read_, live);
-    buffer_.resize(live);
-    read_ = 0;
-  }
-  // Grow geometrically but never past the bound (plain vector growth could double past it).
-  if (buffer_.size() + take > buffer_.capacity())
-    buffer_.reserve(std::min(capacity(), std::max(buffer_.size() + take, 2 * buffer_.capacity())));
-  buffer_.insert(buffer_.end(), bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(take));
-  return take;
+  return bounded_append(buffer_, read_, capacity(), bytes);
 }
 
 Expected<std::optional<BridgeItem>, BridgeMessageError> BridgeMessageDecoder::next() {

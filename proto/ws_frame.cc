@@ -1,4 +1,5 @@
 #include "proto/ws_frame.h"
+#include "proto/bounded_append.h"
 
 #include <algorithm>
 #include <cstring>
@@ -125,24 +126,7 @@ WsFrameDecoder::WsFrameDecoder(WsFrameLimits limits) : limits_(limits) {
 
 std::size_t WsFrameDecoder::feed(std::span<const std::uint8_t> bytes) {
   if (error_) return bytes.size();
-  const std::size_t live = buffered();
-  const std::size_t take = std::min(bytes.size(), capacity() - live);
-  if (take == 0) return 0;
-  if (read_ == buffer_.size()) {
-    buffer_.clear();
-    read_ = 0;
-  } else if (read_ > 0 && (read_ >= live || buffer_.size() + take > capacity())) {
-    // Compact when the dead prefix is at least as big as what has to move (so moving is paid for by
-    // bytes already decoded), or when growing would hold more than the bound in memory.
-    std::memmove(buffer_.data(), buffer_.data() + read_, live);
-    buffer_.resize(live);
-    read_ = 0;
-  }
-  // Grow geometrically but never past the bound (plain vector growth could double past it).
-  if (buffer_.size() + take > buffer_.capacity())
-    buffer_.reserve(std::min(capacity(), std::max(buffer_.size() + take, 2 * buffer_.capacity())));
-  buffer_.insert(buffer_.end(), bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(take));
-  return take;
+  return bounded_append(buffer_, read_, capacity(), bytes);
 }
 
 Expected<std::optional<WsFrameView>, WsFrameError> WsFrameDecoder::fail(WsFrameError error) {
