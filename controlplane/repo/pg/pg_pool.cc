@@ -44,27 +44,33 @@ void PgPool::stop() { threads_.join(); }
 
 std::unique_ptr<pqxx::connection> PgPool::acquire(std::string& error) {
   in_use_.Increment();
+  std::unique_ptr<pqxx::connection> conn;
   {
     std::lock_guard lock(mutex_);
     if (!idle_.empty()) {
-      auto conn = std::move(idle_.back());
+      conn = std::move(idle_.back());
       idle_.pop_back();
-      return conn;
     }
   }
   try {
-    auto conn = std::make_unique<pqxx::connection>(url_);
-    connects_.Increment();
-    // Every statement is bounded, so a stuck query cannot hold a pool thread for ever.
-    conn->set_variable("statement_timeout", std::to_string(statement_timeout_ms_));
-    // Timestamps are read back as ISO text in UTC (pg_time.h relies on both).
-    conn->set_variable("TimeZone", "'UTC'");
-    conn->set_variable("DateStyle", "'ISO, YMD'");
+    if (!conn) {
+      conn = std::make_unique<pqxx::connection>(url_);
+      connects_.Increment();
+      // Every statement is bounded, so a stuck query cannot hold a pool thread for ever.
+      conn->set_variable("statement_timeout", std::to_string(statement_timeout_ms_));
+      // Timestamps are read back as ISO text in UTC (pg_time.h relies on both).
+      conn->set_variable("TimeZone", "'UTC'");
+      conn->set_variable("DateStyle", "'ISO, YMD'");
+    }
+    // Statements registered since this connection last ran (repositories may be created at any
+    // time, e.g. the relay's after the control plane's) are declared before it is used.
     std::lock_guard lock(mutex_);
-    for (const auto& [name, sql] : prepared_) conn->prepare(name, sql);
+    auto& done = prepared_count_[conn.get()];
+    for (; done < prepared_.size(); ++done) conn->prepare(prepared_[done].first, prepared_[done].second);
     return conn;
   } catch (const std::exception& e) {
     in_use_.Decrement();
+    if (conn) forget(conn.get());
     error = "cannot connect to the database: " + one_line(e.what());
     return nullptr;
   }
@@ -72,14 +78,20 @@ std::unique_ptr<pqxx::connection> PgPool::acquire(std::string& error) {
 
 void PgPool::add_prepared(std::string name, std::string sql) {
   std::lock_guard lock(mutex_);
-  // Connections opened before this registration (e.g. the startup schema check) learn it too.
-  for (auto& conn : idle_) conn->prepare(name, sql);
   prepared_.emplace_back(std::move(name), std::move(sql));
+}
+
+void PgPool::forget(const pqxx::connection* conn) {
+  std::lock_guard lock(mutex_);
+  prepared_count_.erase(conn);
 }
 
 void PgPool::release(std::unique_ptr<pqxx::connection> conn, bool failed) {
   in_use_.Decrement();
-  if (failed && !conn->is_open()) return;  // dropped; the next acquire reconnects
+  if (failed && !conn->is_open()) {  // dropped; the next acquire reconnects
+    forget(conn.get());
+    return;
+  }
   std::lock_guard lock(mutex_);
   idle_.push_back(std::move(conn));
 }

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <string>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include <pqxx/connection>
@@ -67,7 +68,7 @@ class PgPool {
     return execute<Expected<std::invoke_result_t<Fn&, pqxx::connection&>, DbError>>(fn);
   }
 
-  // Declares a prepared statement on every connection (call at startup, before requests flow).
+  // Declares a prepared statement on every connection (each learns it before its next use).
   void add_prepared(std::string name, std::string sql);
 
   // Stops accepting work and joins the threads (outstanding work finishes first).
@@ -100,6 +101,7 @@ class PgPool {
   void release(std::unique_ptr<pqxx::connection> conn, bool failed);
   void observe(std::chrono::steady_clock::time_point started, bool ok);
   void log_error(const std::string& error);
+  void forget(const pqxx::connection* conn);
   // libpq messages span lines ("...\n\tIs the server running..."); logs and CLI errors are one line.
   static std::string one_line(const char* message);
 
@@ -110,6 +112,7 @@ class PgPool {
   std::mutex mutex_;
   std::vector<std::unique_ptr<pqxx::connection>> idle_;
   std::vector<std::pair<std::string, std::string>> prepared_;
+  std::unordered_map<const pqxx::connection*, std::size_t> prepared_count_;  // how many of prepared_ it knows
   prometheus::Gauge& in_use_;
   prometheus::Gauge& size_gauge_;
   prometheus::Counter& errors_;
