@@ -84,7 +84,8 @@ class HandshakeReader {
         // The first byte alone tells a TLS handshake from anything else (plain HTTP, SSLv2-style
         // hellos), so a wrong-port client is recognised without waiting for more.
         if (in_.empty()) {
-          needed_ = kRecordHeaderBytes + remaining();
+          // Not too_large yet even for a tiny bound: the first byte must still decide not_tls.
+          needed_ = std::min(kRecordHeaderBytes + remaining(), std::max<std::size_t>(max_, 1));
           return Step::need_more;
         }
         if (in_[0] != kContentHandshake) return Step::not_tls;

@@ -226,6 +226,12 @@ TEST(ClientHello, NotTlsIsKnownFromTheFirstByte) {
   const auto empty = parse({});
   EXPECT_EQ(empty.status, ClientHelloStatus::need_more);
   EXPECT_GE(empty.bytes_needed, 5u);
+  // A bound too small for any hello: nothing arrived yet, so still need_more, within the bound.
+  const auto tiny = parse_client_hello({}, 3);
+  EXPECT_EQ(tiny.status, ClientHelloStatus::need_more);
+  EXPECT_EQ(tiny.bytes_needed, 3u);
+  EXPECT_EQ(parse_client_hello(Bytes{22}, 3).status, ClientHelloStatus::too_large);
+  EXPECT_EQ(parse_client_hello(Bytes{'G'}, 3).status, ClientHelloStatus::not_tls);
 }
 
 TEST(ClientHello, MalformedRecordLayer) {
