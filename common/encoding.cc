@@ -5,7 +5,6 @@
 namespace inkwire {
 namespace {
 
-constexpr char kStd[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 constexpr char kUrl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 std::string encode(std::span<const std::uint8_t> in, const char* alphabet, bool pad) {
@@ -35,49 +34,115 @@ std::string encode(std::span<const std::uint8_t> in, const char* alphabet, bool 
   return out;
 }
 
-int decode_std_char(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
+constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+constexpr std::array<std::int8_t, 256> make_decode_table() {
+  std::array<std::int8_t, 256> table{};
+  for (auto& v : table) v = -1;
+  for (std::size_t i = 0; i < kAlphabet.size(); ++i)
+    table[static_cast<std::uint8_t>(kAlphabet[i])] = static_cast<std::int8_t>(i);
+  return table;
 }
+constexpr std::array<std::int8_t, 256> kDecode = make_decode_table();
+
+std::size_t base64_size(std::size_t n) { return (n + 2) / 3 * 4; }
+
+void append_base64_impl(std::string& out, std::span<const std::uint8_t> in) {
+  const std::size_t start = out.size();
+  out.resize(start + base64_size(in.size()));
+  char* o = out.data() + start;
+  std::size_t i = 0;
+  for (; i + 3 <= in.size(); i += 3) {
+    const std::uint32_t v = (std::uint32_t{in[i]} << 16) | (std::uint32_t{in[i + 1]} << 8) | in[i + 2];
+    *o++ = kAlphabet[(v >> 18) & 63];
+    *o++ = kAlphabet[(v >> 12) & 63];
+    *o++ = kAlphabet[(v >> 6) & 63];
+    *o++ = kAlphabet[v & 63];
+  }
+  const std::size_t rest = in.size() - i;
+  if (rest == 0) return;
+  std::uint32_t v = std::uint32_t{in[i]} << 16;
+  if (rest == 2) v |= std::uint32_t{in[i + 1]} << 8;
+  *o++ = kAlphabet[(v >> 18) & 63];
+  *o++ = kAlphabet[(v >> 12) & 63];
+  *o++ = rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
+  *o++ = '=';
+}
+
+int sextet(char c) { return kDecode[static_cast<std::uint8_t>(c)]; }
 
 }  // namespace
 
-std::string base64url_encode(std::span<const std::uint8_t> bytes) { return encode(bytes, kUrl, false); }
-std::string base64_encode(std::span<const std::uint8_t> bytes) { return encode(bytes, kStd, true); }
+void append_base64(std::string& out, std::span<const std::uint8_t> bytes) { append_base64_impl(out, bytes); }
 
-std::optional<std::vector<std::uint8_t>> base64_decode(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  std::vector<std::uint8_t> out;
-  out.reserve(text.size() / 4 * 3);
-  for (std::size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    std::array<int, 4> v{};
-    int pads = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = text[i + k];
-      if (c == '=') {
-        // '=' only at the end of the last quad, and only in the last two places.
-        if (!last || k < 2) return std::nullopt;
-        ++pads;
-        v[k] = 0;
-        continue;
-      }
-      if (pads > 0) return std::nullopt;
-      v[k] = decode_std_char(c);
-      if (v[k] < 0) return std::nullopt;
+std::string base64url_encode(std::span<const std::uint8_t> bytes) { return encode(bytes, kUrl, false); }
+std::string base64_encode(std::span<const std::uint8_t> bytes) {
+  std::string out;
+  append_base64(out, bytes);
+  return out;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  std::size_t run = 0;  // start of the current run of bytes that need no escaping
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s, run, i - run);
+    run = i + 1;
+    out.push_back('\\');
+    switch (c) {
+      case '"': out.push_back('"'); break;
+      case '\\': out.push_back('\\'); break;
+      case '\b': out.push_back('b'); break;
+      case '\f': out.push_back('f'); break;
+      case '\n': out.push_back('n'); break;
+      case '\r': out.push_back('r'); break;
+      case '\t': out.push_back('t'); break;
+      default:
+        out.append("u00");
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 0xF]);
     }
-    const std::uint32_t n = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
-    out.push_back(static_cast<std::uint8_t>(n >> 16));
-    if (pads < 2) out.push_back(static_cast<std::uint8_t>(n >> 8));
-    if (pads < 1) out.push_back(static_cast<std::uint8_t>(n));
-    // Non-canonical encodings (stray bits in the padding) are refused: strict means one spelling.
-    if (pads == 1 && (v[2] & 0x3) != 0) return std::nullopt;
-    if (pads == 2 && (v[1] & 0xF) != 0) return std::nullopt;
   }
+  out.append(s, run);
+  out.push_back('"');
+}
+
+
+std::optional<std::string> base64_decode(std::string_view text) {
+  const std::size_t n = text.size();
+  if (n % 4 != 0) return std::nullopt;
+  if (n == 0) return std::string{};
+  std::size_t pad = 0;
+  if (text[n - 1] == '=') pad = text[n - 2] == '=' ? 2 : 1;
+
+  std::string out;
+  out.resize(n / 4 * 3 - pad);
+  char* o = out.data();
+  // Every group but the last has four alphabet characters ('=' decodes as -1 like any stranger).
+  for (std::size_t i = 0; i + 4 < n; i += 4) {
+    const int a = sextet(text[i]), b = sextet(text[i + 1]), c = sextet(text[i + 2]), d = sextet(text[i + 3]);
+    if ((a | b | c | d) < 0) return std::nullopt;
+    const auto v = static_cast<std::uint32_t>((a << 18) | (b << 12) | (c << 6) | d);
+    *o++ = static_cast<char>(v >> 16);
+    *o++ = static_cast<char>(v >> 8);
+    *o++ = static_cast<char>(v);
+  }
+  const std::size_t i = n - 4;
+  const int a = sextet(text[i]), b = sextet(text[i + 1]);
+  const int c = pad == 2 ? 0 : sextet(text[i + 2]);
+  const int d = pad >= 1 ? 0 : sextet(text[i + 3]);
+  if ((a | b | c | d) < 0) return std::nullopt;
+  // Canonical form only: the bits that padding leaves unused must be zero, or "QR==" and "QQ=="
+  // would both decode to "A".
+  if (pad == 2 && (b & 0x0F) != 0) return std::nullopt;
+  if (pad == 1 && (c & 0x03) != 0) return std::nullopt;
+  const auto v = static_cast<std::uint32_t>((a << 18) | (b << 12) | (c << 6) | d);
+  *o++ = static_cast<char>(v >> 16);
+  if (pad < 2) *o++ = static_cast<char>(v >> 8);
+  if (pad < 1) *o++ = static_cast<char>(v);
   return out;
 }
 

@@ -12,8 +12,14 @@ namespace inkwire {
 std::string base64url_encode(std::span<const std::uint8_t> bytes);
 // Standard base64 with '=' padding (RFC 4648 §4).
 std::string base64_encode(std::span<const std::uint8_t> bytes);
-// Strict standard base64 decode: padding required, no whitespace; nullopt on any bad input.
-std::optional<std::vector<std::uint8_t>> base64_decode(std::string_view text);
+// The same, appended to `out` in place (the bridge encoder writes messages without temporaries).
+void append_base64(std::string& out, std::span<const std::uint8_t> bytes);
+// Strict standard base64 decode: padding required, no whitespace, no URL alphabet, canonical
+// (unused padding bits zero); the bytes, or nullopt on any bad input.
+std::optional<std::string> base64_decode(std::string_view text);
+// Appends `text` as a JSON string literal (quotes included), escaping '"', '\' and control
+// characters; `text` must already be valid UTF-8. Shared by the REST writer and the bridge encoder.
+void append_json_string(std::string& out, std::string_view text);
 // Lowercase hex.
 std::string hex_encode(std::span<const std::uint8_t> bytes);
 

@@ -1,6 +1,8 @@
 #include "proto/bridge_message.h"
 #include "proto/bounded_append.h"
 
+#include "common/encoding.h"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -17,72 +19,7 @@ namespace {
 // Our own rather than Beast's: boost::beast::detail is not a public API, and the bridge needs the
 // strict (canonical) decode that no Boost base64 offers.
 
-constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-constexpr std::array<std::int8_t, 256> make_decode_table() {
-  std::array<std::int8_t, 256> table{};
-  for (auto& v : table) v = -1;
-  for (std::size_t i = 0; i < kAlphabet.size(); ++i)
-    table[static_cast<std::uint8_t>(kAlphabet[i])] = static_cast<std::int8_t>(i);
-  return table;
-}
-constexpr std::array<std::int8_t, 256> kDecode = make_decode_table();
-
-std::size_t base64_size(std::size_t n) { return (n + 2) / 3 * 4; }
-
-void append_base64(std::string& out, std::span<const std::uint8_t> in) {
-  const std::size_t start = out.size();
-  out.resize(start + base64_size(in.size()));
-  char* o = out.data() + start;
-  std::size_t i = 0;
-  for (; i + 3 <= in.size(); i += 3) {
-    const std::uint32_t v = (std::uint32_t{in[i]} << 16) | (std::uint32_t{in[i + 1]} << 8) | in[i + 2];
-    *o++ = kAlphabet[(v >> 18) & 63];
-    *o++ = kAlphabet[(v >> 12) & 63];
-    *o++ = kAlphabet[(v >> 6) & 63];
-    *o++ = kAlphabet[v & 63];
-  }
-  const std::size_t rest = in.size() - i;
-  if (rest == 0) return;
-  std::uint32_t v = std::uint32_t{in[i]} << 16;
-  if (rest == 2) v |= std::uint32_t{in[i + 1]} << 8;
-  *o++ = kAlphabet[(v >> 18) & 63];
-  *o++ = kAlphabet[(v >> 12) & 63];
-  *o++ = rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
-  *o++ = '=';
-}
-
-int sextet(char c) { return kDecode[static_cast<std::uint8_t>(c)]; }
-
 // ---- JSON writing --------------------------------------------------------------------------------
-
-void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  std::size_t run = 0;  // start of the current run of bytes that need no escaping
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(s, run, i - run);
-    run = i + 1;
-    out.push_back('\\');
-    switch (c) {
-      case '"': out.push_back('"'); break;
-      case '\\': out.push_back('\\'); break;
-      case '\b': out.push_back('b'); break;
-      case '\f': out.push_back('f'); break;
-      case '\n': out.push_back('n'); break;
-      case '\r': out.push_back('r'); break;
-      case '\t': out.push_back('t'); break;
-      default:
-        out.append("u00");
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 0xF]);
-    }
-  }
-  out.append(s, run);
-  out.push_back('"');
-}
 
 // Reserves the 4-byte prefix; finish_prefix fills it in once the JSON is written.
 std::size_t begin_prefix(std::string& out) {
@@ -165,46 +102,10 @@ BridgeItem parse_item(std::string_view json) {
 
 // ---- base64 --------------------------------------------------------------------------------------
 
-std::string bridge_base64_encode(std::span<const std::uint8_t> bytes) {
-  std::string out;
-  append_base64(out, bytes);
-  return out;
-}
+// The bridge's base64 is the project's strict one (common/encoding.h); these names stay for callers.
+std::string bridge_base64_encode(std::span<const std::uint8_t> bytes) { return base64_encode(bytes); }
 
-std::optional<std::string> bridge_base64_decode(std::string_view text) {
-  const std::size_t n = text.size();
-  if (n % 4 != 0) return std::nullopt;
-  if (n == 0) return std::string{};
-  std::size_t pad = 0;
-  if (text[n - 1] == '=') pad = text[n - 2] == '=' ? 2 : 1;
-
-  std::string out;
-  out.resize(n / 4 * 3 - pad);
-  char* o = out.data();
-  // Every group but the last has four alphabet characters ('=' decodes as -1 like any stranger).
-  for (std::size_t i = 0; i + 4 < n; i += 4) {
-    const int a = sextet(text[i]), b = sextet(text[i + 1]), c = sextet(text[i + 2]), d = sextet(text[i + 3]);
-    if ((a | b | c | d) < 0) return std::nullopt;
-    const auto v = static_cast<std::uint32_t>((a << 18) | (b << 12) | (c << 6) | d);
-    *o++ = static_cast<char>(v >> 16);
-    *o++ = static_cast<char>(v >> 8);
-    *o++ = static_cast<char>(v);
-  }
-  const std::size_t i = n - 4;
-  const int a = sextet(text[i]), b = sextet(text[i + 1]);
-  const int c = pad == 2 ? 0 : sextet(text[i + 2]);
-  const int d = pad >= 1 ? 0 : sextet(text[i + 3]);
-  if ((a | b | c | d) < 0) return std::nullopt;
-  // Canonical form only: the bits that padding leaves unused must be zero, or "QR==" and "QQ=="
-  // would both decode to "A".
-  if (pad == 2 && (b & 0x0F) != 0) return std::nullopt;
-  if (pad == 1 && (c & 0x03) != 0) return std::nullopt;
-  const auto v = static_cast<std::uint32_t>((a << 18) | (b << 12) | (c << 6) | d);
-  *o++ = static_cast<char>(v >> 16);
-  if (pad < 2) *o++ = static_cast<char>(v >> 8);
-  if (pad < 1) *o++ = static_cast<char>(v);
-  return out;
-}
+std::optional<std::string> bridge_base64_decode(std::string_view text) { return base64_decode(text); }
 
 // ---- Encoding ------------------------------------------------------------------------------------
 
@@ -218,7 +119,7 @@ void encode_bridge_text(std::string& out, std::string_view text) {
 
 void encode_bridge_binary(std::string& out, std::span<const std::uint8_t> bytes) {
   static constexpr std::string_view kHead = R"({"type":"binary","data":")";
-  out.reserve(out.size() + 4 + kHead.size() + base64_size(bytes.size()) + 2);
+  out.reserve(out.size() + 4 + kHead.size() + (bytes.size() + 2) / 3 * 4 + 2);
   const std::size_t at = begin_prefix(out);
   out.append(kHead);
   append_base64(out, bytes);

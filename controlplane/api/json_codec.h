@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/encoding.h"
 #include "controlplane/ca/certificate_authority.h"
 #include "controlplane/repo/records.h"
 #include "controlplane/service/service_types.h"
@@ -22,8 +23,7 @@ struct TunnelView {
 // Appends the Tunnel JSON (§2.2) to `out`. Written directly rather than through a json::object:
 // listing 10,000 tunnels is the hot path of the list endpoint (bench/controlplane).
 void append_tunnel_json(std::string& out, const TunnelView& view);
-// Appends `text` as a JSON string literal (quotes included). `text` is valid UTF-8.
-void append_json_string(std::string& out, std::string_view text);
+// (JSON string literals: inkwire::append_json_string in common/encoding.h.)
 boost::json::object api_key_to_json(const ApiKeyRecord& key);
 boost::json::object audit_to_json(const AuditRecord& entry);
 boost::json::object signed_cert_to_json(const IssuedCertificate& cert);
