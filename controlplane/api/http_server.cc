@@ -27,6 +27,11 @@ namespace {
 
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 
+// Built once: Family::Add takes the boundaries on every call, and a braced list there allocated a
+// vector per request.
+const prometheus::Histogram::BucketBoundaries kLatencyBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                              0.1,    0.25,  0.5,    1,     2.5,  10};
+
 // Parses "host:port" or "[v6]:port".
 Expected<tcp::endpoint, std::string> parse_endpoint(const std::string& address) {
   const auto colon = address.rfind(':');
@@ -259,9 +264,7 @@ asio::awaitable<void> HttpServer::serve_connection(tcp::socket socket) {
               {"status", status_class(status)}})
         .Increment();
     latency_
-        .Add({{"listener", name_}, {"route", route_label}},
-             prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                                     1, 2.5, 10})
+        .Add({{"listener", name_}, {"route", route_label}}, kLatencyBuckets)
         .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     if (wec || !response.keep_alive()) break;
   }
