@@ -83,6 +83,31 @@ constexpr KeySpec kSchema[] = {
     {"ca.cert_file", INKWIRE_KEY(ca, CaConfig, cert_file)},
     {"ca.key_file", INKWIRE_KEY(ca, CaConfig, key_file)},
     {"ca.leaf_days", INKWIRE_KEY(ca, CaConfig, leaf_days)},
+    {"tls.cert_file", INKWIRE_KEY(tls, TlsConfig, cert_file)},
+    {"tls.key_file", INKWIRE_KEY(tls, TlsConfig, key_file)},
+    {"relay.listen", INKWIRE_KEY(relay, RelayConfig, listen)},
+    {"relay.default_pool_size", INKWIRE_KEY(relay, RelayConfig, default_pool_size)},
+    {"relay.response_deadline_seconds", INKWIRE_KEY(relay, RelayConfig, response_deadline_seconds)},
+    {"relay.response_grace_seconds", INKWIRE_KEY(relay, RelayConfig, response_grace_seconds)},
+    {"relay.intake_idle_seconds", INKWIRE_KEY(relay, RelayConfig, intake_idle_seconds)},
+    {"relay.queue_max_requests", INKWIRE_KEY(relay, RelayConfig, queue_max_requests)},
+    {"relay.queue_wait_seconds", INKWIRE_KEY(relay, RelayConfig, queue_wait_seconds)},
+    {"relay.bridge_open_timeout_seconds", INKWIRE_KEY(relay, RelayConfig, bridge_open_timeout_seconds)},
+    {"relay.handshake_timeout_seconds", INKWIRE_KEY(relay, RelayConfig, handshake_timeout_seconds)},
+    {"relay.hello_timeout_seconds", INKWIRE_KEY(relay, RelayConfig, hello_timeout_seconds)},
+    {"relay.max_sessions", INKWIRE_KEY(relay, RelayConfig, max_sessions)},
+    {"relay.max_sessions_per_organization", INKWIRE_KEY(relay, RelayConfig, max_sessions_per_organization)},
+    {"relay.max_streams_per_session", INKWIRE_KEY(relay, RelayConfig, max_streams_per_session)},
+    {"relay.max_header_list_bytes", INKWIRE_KEY(relay, RelayConfig, max_header_list_bytes)},
+    {"relay.max_response_body_bytes", INKWIRE_KEY(relay, RelayConfig, max_response_body_bytes)},
+    {"relay.stream_window_bytes", INKWIRE_KEY(relay, RelayConfig, stream_window_bytes)},
+    {"relay.connection_window_bytes", INKWIRE_KEY(relay, RelayConfig, connection_window_bytes)},
+    {"relay.pipe_buffer_bytes", INKWIRE_KEY(relay, RelayConfig, pipe_buffer_bytes)},
+    {"relay.max_ws_message_bytes", INKWIRE_KEY(relay, RelayConfig, max_ws_message_bytes)},
+    {"relay.ping_interval_seconds", INKWIRE_KEY(relay, RelayConfig, ping_interval_seconds)},
+    {"relay.ping_timeout_seconds", INKWIRE_KEY(relay, RelayConfig, ping_timeout_seconds)},
+    {"relay.drain_timeout_seconds", INKWIRE_KEY(relay, RelayConfig, drain_timeout_seconds)},
+    {"relay.directory_cache_seconds", INKWIRE_KEY(relay, RelayConfig, directory_cache_seconds)},
     {"log.level", INKWIRE_KEY(log, LogConfig, level)},
 };
 
@@ -442,6 +467,7 @@ std::optional<ConfigError> validate_hosts(const Config& config) {
                                           " is not a host (DNS name or IP) with an optional :port (1-65535)");
   }
   if (auto error = check_listen("api.listen", config.api.listen)) return error;
+  if (auto error = check_listen("relay.listen", config.relay.listen)) return error;
   if (!config.metrics.listen.empty()) {
     if (auto error = check_listen("metrics.listen", config.metrics.listen)) return error;
   }
@@ -481,6 +507,28 @@ std::optional<ConfigError> validate_limits(const Config& config) {
       check_range("controlplane.api_key_cache_seconds", cp.api_key_cache_seconds, 0),
       check_range("controlplane.audit_log_page_max", cp.audit_log_page_max, 1),
       check_range("ca.leaf_days", config.ca.leaf_days, 1),
+      check_range("relay.default_pool_size", config.relay.default_pool_size, 1, 32),
+      check_range("relay.response_deadline_seconds", config.relay.response_deadline_seconds, 1),
+      check_range("relay.response_grace_seconds", config.relay.response_grace_seconds, 0),
+      check_range("relay.intake_idle_seconds", config.relay.intake_idle_seconds, 1),
+      check_range("relay.queue_max_requests", config.relay.queue_max_requests, 0),
+      check_range("relay.queue_wait_seconds", config.relay.queue_wait_seconds, 0),
+      check_range("relay.bridge_open_timeout_seconds", config.relay.bridge_open_timeout_seconds, 1),
+      check_range("relay.handshake_timeout_seconds", config.relay.handshake_timeout_seconds, 1),
+      check_range("relay.hello_timeout_seconds", config.relay.hello_timeout_seconds, 1),
+      check_range("relay.max_sessions", config.relay.max_sessions, 1),
+      check_range("relay.max_sessions_per_organization", config.relay.max_sessions_per_organization, 1),
+      check_range("relay.max_streams_per_session", config.relay.max_streams_per_session, 256, 65536),
+      check_range("relay.max_header_list_bytes", as_signed(config.relay.max_header_list_bytes), 16384, 1 << 20),
+      check_range("relay.max_response_body_bytes", as_signed(config.relay.max_response_body_bytes), 1),
+      check_range("relay.stream_window_bytes", as_signed(config.relay.stream_window_bytes), 65535, 16777215),
+      check_range("relay.connection_window_bytes", as_signed(config.relay.connection_window_bytes), 65535, 16777216),
+      check_range("relay.pipe_buffer_bytes", as_signed(config.relay.pipe_buffer_bytes), 16384),
+      check_range("relay.max_ws_message_bytes", as_signed(config.relay.max_ws_message_bytes), 1024, 1 << 30),
+      check_range("relay.ping_interval_seconds", config.relay.ping_interval_seconds, 0),
+      check_range("relay.ping_timeout_seconds", config.relay.ping_timeout_seconds, 1),
+      check_range("relay.drain_timeout_seconds", config.relay.drain_timeout_seconds, 0),
+      check_range("relay.directory_cache_seconds", config.relay.directory_cache_seconds, 1),
   };
   for (const auto& check : checks) {
     if (check) return check;

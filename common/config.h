@@ -56,6 +56,39 @@ struct CaConfig {
   int leaf_days = 90;     // lifetime of certificates issued by sign-csr
 };
 
+// The zone's certificate, presented by the data-plane listeners (relay, and later the edge).
+struct TlsConfig {
+  std::string cert_file;  // PEM chain: leaf first (DNS:{zone}, *.{zone}; IP SAN when the zone is an IP)
+  std::string key_file;   // PEM private key (secret: never logged)
+};
+
+// The agent data plane (PROTOCOL.md §4, §8). Durations are whole seconds unless the name says ms.
+struct RelayConfig {
+  std::string listen = "127.0.0.1:8443";  // TLS + HTTP/2 listener for agents (443 in production, A31)
+  int default_pool_size = 4;              // hello's default_pool_size when the agent sends no x-pool-size (A5)
+  int response_deadline_seconds = 30;     // hello's response_deadline_seconds (A7)
+  int response_grace_seconds = 2;         // extra wait for a post before the relay answers 504 itself
+  int intake_idle_seconds = 300;          // a parked intake is answered 204 after this (A6)
+  int queue_max_requests = 1024;          // per tunnel, requests waiting for a parked intake (A12)
+  int queue_wait_seconds = 10;            // then 503 (no session) or 504 (no intake)
+  int bridge_open_timeout_seconds = 10;   // wait for the agent's bridge CONNECT (A10)
+  int handshake_timeout_seconds = 10;     // TCP accept to the end of the TLS handshake
+  int hello_timeout_seconds = 10;         // TLS handshake to a successful hello
+  int max_sessions = 20000;               // agent connections on this relay; more are closed at accept
+  int max_sessions_per_organization = 1000;  // sessions holding a hello for the organisation's tunnels
+  int max_streams_per_session = 256;      // SETTINGS_MAX_CONCURRENT_STREAMS (§4.1: at least 256)
+  std::uint64_t max_header_list_bytes = 65536;  // SETTINGS_MAX_HEADER_LIST_SIZE, inbound header blocks
+  std::uint64_t max_response_body_bytes = 33554432;  // a response post's body (32 MiB, §4.12)
+  std::uint64_t stream_window_bytes = 1048576;       // SETTINGS_INITIAL_WINDOW_SIZE we advertise
+  std::uint64_t connection_window_bytes = 16777216;  // connection-level receive window
+  std::uint64_t pipe_buffer_bytes = 262144;          // per body or bridge direction, server side
+  std::uint64_t max_ws_message_bytes = 16777216;     // one WebSocket message on a bridge (1009 above)
+  int ping_interval_seconds = 30;         // our PINGs to an agent; 0 = off
+  int ping_timeout_seconds = 20;          // no ACK within this: the session is dropped
+  int drain_timeout_seconds = 30;         // SIGTERM: bridges and posts may finish within this
+  int directory_cache_seconds = 60;       // tunnel state kept between NOTIFY invalidations; stale copies serve through a DB outage
+};
+
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error
 };
@@ -69,6 +102,8 @@ struct Config {
   MetricsConfig metrics;
   ControlPlaneConfig controlplane;
   CaConfig ca;
+  TlsConfig tls;
+  RelayConfig relay;
   LogConfig log;
 
   // The data-plane host the Tunnel JSON reports as `zone`.

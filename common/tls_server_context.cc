@@ -28,12 +28,22 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
   return SSL_TLSEXT_ERR_OK;
 }
 
+void free_alpn_list(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+  delete static_cast<std::string*>(ptr);
+}
+
+// The ALPN list lives in an ex_data slot of its own, freed by OpenSSL with the SSL_CTX. Not in
+// app_data: asio::ssl::context, which may adopt this handle, treats app_data as its own verify
+// callback and deletes it as one. The index is registered once per process (OpenSSL's registry).
+int alpn_ex_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, free_alpn_list);
+  return index;
+}
+
 }  // namespace
 
 void SslCtxDeleter::operator()(SSL_CTX* ctx) const {
-  if (!ctx) return;
-  delete static_cast<std::string*>(SSL_CTX_get_app_data(ctx));
-  SSL_CTX_free(ctx);
+  if (ctx) SSL_CTX_free(ctx);
 }
 
 std::string alpn_wire_format(const std::vector<std::string>& protocols) {
@@ -61,7 +71,7 @@ Expected<SslCtxPtr, std::string> make_tls_server_context(const TlsServerOptions&
     auto wire = alpn_wire_format(options.alpn);
     if (wire.empty()) return unexpected("ALPN protocol names must be 1 to 255 bytes");
     auto* owned = new std::string(std::move(wire));
-    SSL_CTX_set_app_data(ctx.get(), owned);  // freed by SslCtxDeleter
+    SSL_CTX_set_ex_data(ctx.get(), alpn_ex_index(), owned);  // freed with the context
     SSL_CTX_set_alpn_select_cb(ctx.get(), select_alpn, owned);
   }
   return ctx;

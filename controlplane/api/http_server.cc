@@ -1,5 +1,7 @@
 #include "controlplane/api/http_server.h"
 
+#include "common/listen_address.h"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -31,25 +33,6 @@ constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 // vector per request.
 const prometheus::Histogram::BucketBoundaries kLatencyBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                               0.1,    0.25,  0.5,    1,     2.5,  10};
-
-// Parses "host:port" or "[v6]:port".
-Expected<tcp::endpoint, std::string> parse_endpoint(const std::string& address) {
-  const auto colon = address.rfind(':');
-  if (colon == std::string::npos) return unexpected("listen address '" + address + "' must be host:port");
-  std::string host = address.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  boost::system::error_code ec;
-  auto ip = asio::ip::make_address(host, ec);
-  if (ec) return unexpected("listen address '" + address + "' needs a literal IP address");
-  unsigned port = 0;
-  try {
-    port = static_cast<unsigned>(std::stoul(address.substr(colon + 1)));
-  } catch (...) {
-    return unexpected("listen address '" + address + "' has a bad port");
-  }
-  if (port > 65535) return unexpected("listen address '" + address + "' has a bad port");
-  return tcp::endpoint(ip, static_cast<unsigned short>(port));
-}
 
 std::string status_class(unsigned status) { return std::to_string(status); }
 
@@ -99,7 +82,7 @@ HttpServer::HttpServer(asio::io_context& io, const ApiConfig& config, const Rout
                     .Register(registry)) {}
 
 Expected<Unit, std::string> HttpServer::listen(const std::string& address) {
-  auto ep = parse_endpoint(address);
+  auto ep = parse_listen_address(address);
   if (!ep) return unexpected(ep.error());
   boost::system::error_code ec;
   acceptor_.open(ep->protocol(), ec);

@@ -222,9 +222,9 @@ TEST(ConfigTest, UnknownTopLevelKeyAndSectionAreNamed) {
     EXPECT_EQ(load_error(sources), "unknown configuration key 'zones' in " + file.path());
   }
   {
-    TempToml file("[relay]\nlisten = \"0.0.0.0:443\"\n");
+    TempToml file("[edge]\nlisten = \"0.0.0.0:443\"\n");
     sources.file = file.path();
-    EXPECT_EQ(load_error(sources), "unknown configuration key 'relay.listen' in " + file.path());
+    EXPECT_EQ(load_error(sources), "unknown configuration key 'edge.listen' in " + file.path());
   }
   {
     TempToml file("[nothing]\n");
@@ -465,11 +465,21 @@ TEST(ConfigTest, LongZoneLabelsAndNamesAreRefused) {
   EXPECT_THAT(load_error_with({{"zone", long_name}}), HasSubstr("zone"));
 }
 
-TEST(ConfigTest, RolesWithoutControlplaneNeedNoDatabaseOrCa) {
+TEST(ConfigTest, RolesWithoutControlplaneNeedNoCa) {
   ConfigSources sources;
-  sources.overrides = {{"roles", "relay,edge"}};
+  sources.overrides = {{"roles", "relay,edge"},
+                       {"database.url", "postgresql://db/inkwire"},
+                       {"tls.cert_file", "/tls/server.pem"},
+                       {"tls.key_file", "/tls/server.key"}};
   const Config c = load_ok(sources);
   EXPECT_EQ(c.roles, (std::vector<std::string>{"relay", "edge"}));
+}
+
+TEST(ConfigTest, RelayLimitsAreChecked) {
+  // §4.1: at least 256 concurrent streams; A5: a pool size the SDKs accept.
+  EXPECT_THAT(load_error_with({{"relay.max_streams_per_session", "100"}}), HasSubstr("relay.max_streams_per_session"));
+  EXPECT_THAT(load_error_with({{"relay.default_pool_size", "0"}}), HasSubstr("relay.default_pool_size"));
+  EXPECT_THAT(load_error_with({{"relay.listen", "nowhere"}}), HasSubstr("relay.listen"));
 }
 
 TEST(ConfigTest, CaDirAndOwnFilesAreAlternatives) {
@@ -508,7 +518,7 @@ TEST(ConfigTest, MaskDatabaseUrl) {
 TEST(ConfigTest, DescribeConfigListsEveryKeyAndHidesThePassword) {
   const Config c = load_ok_with({{"controlplane.reserved_names", "admin,www"}});
   const std::vector<std::string> lines = describe_config(c);
-  EXPECT_EQ(lines.size(), 31u);
+  EXPECT_EQ(lines.size(), 56u);
   bool saw_url = false;
   for (const std::string& line : lines) {
     EXPECT_THAT(line, Not(HasSubstr("s3cret-pw")));

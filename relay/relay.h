@@ -1,0 +1,83 @@
+#pragma once
+// The relay role, assembled: the agents' TLS + HTTP/2 listener, the session registry (the seam the
+// edge dispatches through), the tunnel directory with its LISTEN on control-plane events, and the
+// drain. `inkwired serve` and the integration tests build it the same way.
+//
+// Threading: everything of the relay runs on one executor (`executor()`); callers of the seam must
+// be on it too. One core serves the data plane; the control plane keeps its own threads.
+
+#include <prometheus/registry.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/expected.h"
+#include "common/logging.h"
+#include "common/random_source.h"
+#include "controlplane/repo/pg/pg_listener.h"
+#include "controlplane/repo/pg/pg_pool.h"
+#include "controlplane/repo/pg/pg_session_repository.h"
+#include "relay/agent_session.h"
+#include "relay/relay_metrics.h"
+#include "relay/session_registry.h"
+#include "relay/tunnel_directory.h"
+
+namespace inkwire::relay {
+
+class Relay {
+ public:
+  Relay(const Config& config, const Clock& clock, RandomSource& random, prometheus::Registry& registry, Logger logger);
+  ~Relay();
+
+  // Loads the certificate, binds relay.listen and starts accepting and listening for events on
+  // `io`. Error: one line.
+  Expected<Unit, std::string> start(boost::asio::io_context& io);
+  unsigned short port() const { return port_; }
+  boost::asio::any_io_executor executor() const { return executor_; }
+
+  // The seam (edge side): see SessionRegistry::dispatch and Exchange.
+  SessionRegistry& registry() { return *registry_; }
+
+  // Graceful (SIGTERM, admin): stop accepting; each session finishes its posts and bridges within
+  // relay.drain_timeout_seconds, then gets GOAWAY and is closed.
+  void begin_drain();
+  // Forced: closes every connection now. After begin_drain() + close_all() the io_context runs out
+  // of relay work.
+  void close_all();
+  std::size_t active_sessions() const { return sessions_.size(); }
+  RelayMetrics& metrics() { return *metrics_; }
+  TunnelDirectory& directory() { return *directory_; }
+
+ private:
+  boost::asio::awaitable<void> accept_loop();
+  void on_event(const std::string& payload);
+
+  const Config& config_;
+  const Clock& clock_;
+  RandomSource& random_;
+  Logger logger_;
+  controlplane::PgPool pool_;
+  controlplane::PgSessionRepository sessions_repo_;
+  std::unique_ptr<RelayMetrics> metrics_;
+  std::unique_ptr<TunnelDirectory> directory_;
+  std::unique_ptr<SessionRegistry> registry_;
+  std::unique_ptr<SessionContext> context_;
+  std::unique_ptr<controlplane::PgListener> listener_;
+  std::optional<boost::asio::ssl::context> tls_;
+  std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
+  boost::asio::any_io_executor executor_;
+  unsigned short port_ = 0;
+  bool accepting_ = false;
+  std::uint64_t next_session_id_ = 1;
+  std::unordered_map<std::uint64_t, std::weak_ptr<AgentSession>> sessions_;
+};
+
+}  // namespace inkwire::relay
