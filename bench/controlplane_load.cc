@@ -16,6 +16,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <algorithm>
+#include <fstream>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -50,6 +51,7 @@ struct Job {
   std::string mode;
   std::string prefix;
   std::vector<std::string> ids;  // for get
+  std::vector<std::string>* created = nullptr;  // create: "id secret" of each new tunnel, when wanted
   std::atomic<long> next{0};
   long count = 0;
   Clock::time_point deadline;
@@ -93,6 +95,11 @@ asio::awaitable<void> worker(Job& job, Stats& stats, int worker_id) {
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
     const auto status = parser.get().result_int();
     if (status / 100 == 2) {
+      if (job.created && job.mode == "create") {
+        const auto doc = boost::json::parse(parser.get().body());
+        job.created->push_back(std::string(doc.at("tunnel").at("id").as_string()) + " " +
+                               std::string(doc.at("connect_secret").as_string()));
+      }
       ++stats.ok;
       stats.latencies_ms.push_back(ms);
     } else {
@@ -124,7 +131,7 @@ std::vector<std::string> fetch_ids(unsigned short port, const std::string& key) 
 
 int main(int argc, char** argv) {
   if (argc < 5) {
-    std::cerr << "usage: controlplane_load create|get|list PORT KEY N [CONNECTIONS] [PREFIX]\n";
+    std::cerr << "usage: controlplane_load create|get|list PORT KEY N [CONNECTIONS] [PREFIX] [SECRETS_OUT]\n";
     return 2;
   }
   Job job;
@@ -134,6 +141,8 @@ int main(int argc, char** argv) {
   const long n = std::stol(argv[4]);
   int connections = argc > 5 ? std::stoi(argv[5]) : 1;
   job.prefix = argc > 6 ? argv[6] : "bench-";
+  std::vector<std::string> created;
+  if (argc > 7) job.created = &created;  // create: write "id secret" lines there (bench/relay)
   if (job.mode == "get") {
     job.ids = fetch_ids(job.port, job.key);
     if (job.ids.empty()) {
@@ -165,6 +174,10 @@ int main(int argc, char** argv) {
     all.ok += s.ok;
     all.failed += s.failed;
     all.latencies_ms.insert(all.latencies_ms.end(), s.latencies_ms.begin(), s.latencies_ms.end());
+  }
+  if (job.created) {
+    std::ofstream out(argv[7], std::ios::trunc);
+    for (const auto& line : created) out << line << "\n";
   }
   const double p50 = percentile(all.latencies_ms, 0.50);
   const double p99 = percentile(all.latencies_ms, 0.99);

@@ -2,28 +2,39 @@
 
 #include <prometheus/registry.h>
 
+#include <algorithm>
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <iostream>
+#include <memory>
 #include <thread>
 
 #include "common/logging.h"
 #include "common/random_source.h"
 #include "controlplane/control_plane.h"
+#include "relay/relay.h"
 
 namespace inkwire {
 
 namespace asio = boost::asio;
 
+namespace {
+
+bool has_role(const Config& config, std::string_view role) {
+  return std::find(config.roles.begin(), config.roles.end(), role) != config.roles.end();
+}
+
+}  // namespace
+
 int run_serve(const Config& config) {
-  for (const auto& role : config.roles) {
-    if (role != "controlplane") {
-      std::cerr << "inkwired: role '" << role << "' is not available in this build yet\n";
-      return 1;
-    }
+  if (has_role(config, "edge")) {
+    std::cerr << "inkwired: role 'edge' is not available in this build yet\n";
+    return 1;
   }
   auto logger = make_logger("inkwired", config.log.level);
   for (const auto& line : describe_config(config)) logger->info("config {}", line);
@@ -31,45 +42,97 @@ int run_serve(const Config& config) {
   SystemClock clock;
   SecureRandom random;
   auto registry = std::make_shared<prometheus::Registry>();
+  // The control plane (REST, blocking database work handed to its pool) gets api.threads; the
+  // data plane runs on one thread of its own, so its state needs no locks (relay/relay.h).
   asio::io_context io(config.api.threads);
-  controlplane::ControlPlane control_plane(config, clock, random, registry, logger);
-  if (auto ok = control_plane.start(io); !ok) {
-    std::cerr << "inkwired: " << ok.error() << "\n";
-    return 1;
-  }
-  logger->info("inkwired serving: api port {}{}, schema version {}", control_plane.api_port(),
-               control_plane.metrics_port() ? ", metrics port " + std::to_string(control_plane.metrics_port()) : "",
-               control_plane.schema_version());
+  asio::io_context relay_io(1);
 
-  // Graceful, then forced: stop accepting, let connections finish their current request for up
-  // to shutdown_grace_seconds, then close what is left. No io.stop(): every coroutine ends on its
-  // own, so nothing is left suspended when the objects it uses are destroyed.
+  std::unique_ptr<controlplane::ControlPlane> control_plane;
+  if (has_role(config, "controlplane")) {
+    control_plane = std::make_unique<controlplane::ControlPlane>(config, clock, random, registry, logger);
+    if (auto ok = control_plane->start(io); !ok) {
+      std::cerr << "inkwired: " << ok.error() << "\n";
+      return 1;
+    }
+    logger->info("inkwired control plane: api port {}{}, schema version {}", control_plane->api_port(),
+                 control_plane->metrics_port() ? ", metrics port " + std::to_string(control_plane->metrics_port()) : "",
+                 control_plane->schema_version());
+  }
+  std::unique_ptr<relay::Relay> relay;
+  if (has_role(config, "relay")) {
+    relay = std::make_unique<relay::Relay>(config, clock, random, *registry, logger);
+    if (auto ok = relay->start(relay_io); !ok) {
+      std::cerr << "inkwired: " << ok.error() << "\n";
+      return 1;
+    }
+    logger->info("inkwired relay: agents on port {}", relay->port());
+  }
+
+  // Graceful, then forced: stop accepting; API connections finish their current request within
+  // api.shutdown_grace_seconds; agent sessions finish posts and bridges within
+  // relay.drain_timeout_seconds and get GOAWAY; then whatever is left is closed. No io.stop():
+  // every coroutine ends on its own.
+  std::atomic<bool> relay_drained{relay == nullptr};
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
-    logger->info("signal {}: draining (at most {} s)", signo, config.api.shutdown_grace_seconds);
-    control_plane.stop();
+    logger->info("signal {}: draining", signo);
+    if (control_plane) control_plane->stop();
+    if (relay) {
+      asio::post(relay_io, [&] {
+        relay->begin_drain();
+        asio::co_spawn(
+            relay_io,
+            [&]() -> asio::awaitable<void> {
+              asio::steady_timer timer(relay_io);
+              // Sessions close themselves within the drain timeout plus the 1 s GOAWAY close.
+              const auto deadline = std::chrono::steady_clock::now() +
+                                    std::chrono::seconds(config.relay.drain_timeout_seconds + 2);
+              while (relay->active_sessions() > 0 && std::chrono::steady_clock::now() < deadline) {
+                timer.expires_after(std::chrono::milliseconds(50));
+                co_await timer.async_wait(asio::use_awaitable);
+              }
+              if (relay->active_sessions() > 0)
+                logger->warn("closing {} agent session(s) that outlived the drain", relay->active_sessions());
+              relay->close_all();
+              relay_drained = true;
+            },
+            asio::detached);
+      });
+    }
     asio::co_spawn(
         io,
         [&]() -> asio::awaitable<void> {
           asio::steady_timer timer(io);
           const auto deadline =
               std::chrono::steady_clock::now() + std::chrono::seconds(config.api.shutdown_grace_seconds);
-          while (control_plane.active_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+          while (control_plane && control_plane->active_connections() > 0 &&
+                 std::chrono::steady_clock::now() < deadline) {
             timer.expires_after(std::chrono::milliseconds(50));
             co_await timer.async_wait(asio::use_awaitable);
           }
-          if (control_plane.active_connections() > 0)
-            logger->warn("closing {} connection(s) that outlived the grace period", control_plane.active_connections());
-          control_plane.close_all();  // io.run() returns once every coroutine has ended
+          if (control_plane) {
+            if (control_plane->active_connections() > 0)
+              logger->warn("closing {} connection(s) that outlived the grace period",
+                           control_plane->active_connections());
+            control_plane->close_all();
+          }
+          // The signal set lives on this context: keep it alive until the relay is done.
+          while (!relay_drained) {
+            timer.expires_after(std::chrono::milliseconds(50));
+            co_await timer.async_wait(asio::use_awaitable);
+          }
         },
         asio::detached);
   });
 
   std::vector<std::thread> threads;
+  std::thread relay_thread;
+  if (relay) relay_thread = std::thread([&] { relay_io.run(); });
   for (int i = 1; i < config.api.threads; ++i) threads.emplace_back([&] { io.run(); });
   io.run();
   for (auto& t : threads) t.join();
+  if (relay_thread.joinable()) relay_thread.join();
   logger->info("inkwired stopped");
   return 0;
 }
