@@ -1,5 +1,7 @@
 #include "proto/h2_session.h"
 
+#include "proto/h2_memory.h"
+
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
@@ -108,8 +110,8 @@ Expected<Unit, H2Error> H2Session::init() {
   }
 
   const int rv = role_ == Role::server
-                     ? nghttp2_session_server_new2(&session_, callbacks.get(), this, option.get())
-                     : nghttp2_session_client_new2(&session_, callbacks.get(), this, option.get());
+                     ? nghttp2_session_server_new3(&session_, callbacks.get(), this, option.get(), h2_allocator())
+                     : nghttp2_session_client_new3(&session_, callbacks.get(), this, option.get(), h2_allocator());
   if (rv != 0) {
     session_ = nullptr;
     return unexpected(lib_failure(rv, "session"));

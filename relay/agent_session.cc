@@ -1,11 +1,9 @@
 #include "relay/agent_session.h"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 #include <charconv>
@@ -27,7 +25,7 @@ namespace control_path = proto::control_path;
 
 namespace {
 
-constexpr std::size_t kReadChunk = 8 * 1024;
+constexpr std::size_t kMaxIdleWriteCapacity = 16 * 1024;
 constexpr std::size_t kMaxWriteChunk = 256 * 1024;
 constexpr auto kCloseAfterGoaway = std::chrono::seconds(1);  // A18: close TCP within 1 s
 
@@ -69,9 +67,10 @@ std::vector<H2Header> to_h2(const std::vector<proto::HeaderField>& fields) {
 
 }  // namespace
 
-AgentSession::AgentSession(SessionContext& context, TlsStream stream, std::string peer_ip, std::uint64_t id)
+AgentSession::AgentSession(SessionContext& context, asio::ip::tcp::socket socket, SSL_CTX* tls, std::string peer_ip,
+                           std::uint64_t id)
     : ctx_(context),
-      stream_(std::move(stream)),
+      stream_(std::move(socket), tls),
       peer_ip_(std::move(peer_ip)),
       id_(id),
       write_wake_(stream_.get_executor()),
@@ -115,7 +114,7 @@ asio::awaitable<void> AgentSession::run() {
 }
 
 asio::awaitable<bool> AgentSession::handshake() {
-  auto [ec] = co_await stream_.async_handshake(asio::ssl::stream_base::server, asio::as_tuple(asio::use_awaitable));
+  auto ec = co_await stream_.handshake();
   if (ec) {
     ctx_.metrics.rejected("tls_handshake").Increment();
     ctx_.logger->debug("relay: session {} from {}: TLS handshake failed: {}", id_, peer_ip_, ec.message());
@@ -125,15 +124,14 @@ asio::awaitable<bool> AgentSession::handshake() {
 }
 
 asio::awaitable<void> AgentSession::read_loop() {
-  std::vector<std::uint8_t> buffer(kReadChunk);
   while (!closed_) {
-    auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buffer), asio::as_tuple(asio::use_awaitable));
+    auto [ec, n] = co_await stream_.read_some(ctx_.read_buffer);
     if (ec || closed_) {
-      if (ec && ec != asio::error::eof && ec != asio::ssl::error::stream_truncated && ec != asio::error::operation_aborted)
+      if (ec && ec != asio::error::eof && ec != asio::error::operation_aborted)
         ctx_.logger->debug("relay: session {}: read ended: {}", id_, ec.message());
       break;
     }
-    auto received = h2_->receive(std::span(buffer.data(), n));
+    auto received = h2_->receive(std::span(ctx_.read_buffer.data(), n));
     handle_events();
     if (!received) {
       ctx_.metrics.protocol_errors.Increment();
@@ -166,8 +164,9 @@ asio::awaitable<void> AgentSession::write_loop() {
     }
     handle_events();  // sending can close streams or free buffer room
     if (!out.empty()) {
-      auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
-      if (ec) break;
+      if (auto ec = co_await stream_.write_all(out)) break;
+      // An idle session should not keep the capacity of its largest burst.
+      if (out.capacity() > kMaxIdleWriteCapacity) std::string().swap(out);
       continue;
     }
     if (closing_ || h2_->should_close()) {
@@ -178,10 +177,9 @@ asio::awaitable<void> AgentSession::write_loop() {
     write_wake_.expires_at(SteadyClock::time_point::max());
     co_await write_wake_.async_wait(asio::as_tuple(asio::use_awaitable));
   }
-  // Everything is written (or the peer is gone): close the TCP connection (A18: promptly).
-  boost::system::error_code ignored;
-  stream_.lowest_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  stream_.lowest_layer().close(ignored);
+  // Everything is written (or the peer is gone): close the connection (A18: promptly).
+  stream_.send_close_notify();
+  stream_.close();
 }
 
 void AgentSession::wake_writer() { write_wake_.cancel(); }
@@ -283,9 +281,7 @@ void AgentSession::housekeeping(SteadyClock::time_point now) {
 }
 
 void AgentSession::force_close() {
-  boost::system::error_code ignored;
-  stream_.lowest_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  stream_.lowest_layer().close(ignored);
+  stream_.close();
   wake_writer();
 }
 
@@ -370,8 +366,7 @@ void AgentSession::end_session(std::string_view why) {
           asio::detached);
     }
   }
-  boost::system::error_code ignored;
-  stream_.lowest_layer().close(ignored);
+  stream_.close();
   timer_.cancel();
   wake_writer();
 }

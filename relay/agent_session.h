@@ -11,7 +11,6 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
@@ -24,6 +23,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/logging.h"
+#include "common/tls_socket.h"
 #include "common/random_source.h"
 #include "common/uuid.h"
 #include "proto/h2_session.h"
@@ -50,13 +50,15 @@ struct SessionContext {
   RandomSource& random;
   RelayMetrics& metrics;
   Logger logger;
+  // One read buffer for every session of the relay's thread: TlsSocket writes into it only inside
+  // a synchronous SSL_read, and the bytes are handed to H2Session before the coroutine suspends.
+  std::vector<std::uint8_t> read_buffer = std::vector<std::uint8_t>(16 * 1024);
 };
 
 class AgentSession : public std::enable_shared_from_this<AgentSession> {
  public:
-  using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
-
-  AgentSession(SessionContext& context, TlsStream stream, std::string peer_ip, std::uint64_t id);
+  AgentSession(SessionContext& context, boost::asio::ip::tcp::socket socket, SSL_CTX* tls, std::string peer_ip,
+               std::uint64_t id);
   ~AgentSession();
 
   // Handshake, then serve until the connection ends. Co_spawn it on the relay's executor.
@@ -136,7 +138,7 @@ class AgentSession : public std::enable_shared_from_this<AgentSession> {
   void end_session(std::string_view why);
 
   SessionContext& ctx_;
-  TlsStream stream_;
+  TlsSocket stream_;
   std::string peer_ip_;
   std::uint64_t id_;
   std::unique_ptr<proto::H2Session> h2_;

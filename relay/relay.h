@@ -10,7 +10,6 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -22,6 +21,7 @@
 #include "common/expected.h"
 #include "common/logging.h"
 #include "common/random_source.h"
+#include "common/tls_server_context.h"
 #include "controlplane/repo/pg/pg_listener.h"
 #include "controlplane/repo/pg/pg_pool.h"
 #include "controlplane/repo/pg/pg_session_repository.h"
@@ -71,7 +71,7 @@ class Relay {
   std::unique_ptr<SessionRegistry> registry_;
   std::unique_ptr<SessionContext> context_;
   std::unique_ptr<controlplane::PgListener> listener_;
-  std::optional<boost::asio::ssl::context> tls_;
+  SslCtxPtr tls_;
   std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
   boost::asio::any_io_executor executor_;
   unsigned short port_ = 0;

@@ -1,0 +1,117 @@
+#include "common/tls_socket.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
+
+namespace inkwire {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+TlsSocket::TlsSocket(asio::ip::tcp::socket socket, SSL_CTX* context) : socket_(std::move(socket)) {
+  error_code ignored;
+  socket_.non_blocking(true, ignored);
+  ssl_ = SSL_new(context);
+  if (ssl_) {
+    SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle()));
+    SSL_set_accept_state(ssl_);
+    SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    // A peer that drops TCP without close_notify reads as EOF, like any other close: agents do it.
+    SSL_set_options(ssl_, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  }
+}
+
+TlsSocket::~TlsSocket() {
+  if (ssl_) SSL_free(ssl_);
+}
+
+std::string_view TlsSocket::alpn() const {
+  const unsigned char* data = nullptr;
+  unsigned int len = 0;
+  if (ssl_) SSL_get0_alpn_selected(ssl_, &data, &len);
+  return data ? std::string_view(reinterpret_cast<const char*>(data), len) : std::string_view();
+}
+
+asio::awaitable<error_code> TlsSocket::wait_for(int ssl_error, int ret) {
+  switch (ssl_error) {
+    case SSL_ERROR_WANT_READ: {
+      auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_read, asio::as_tuple(asio::use_awaitable));
+      co_return ec;
+    }
+    case SSL_ERROR_WANT_WRITE: {
+      auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_write, asio::as_tuple(asio::use_awaitable));
+      co_return ec;
+    }
+    case SSL_ERROR_ZERO_RETURN:
+      co_return asio::error::eof;
+    case SSL_ERROR_SYSCALL: {
+      const int err = errno;
+      ERR_clear_error();
+      if (ret == 0 || err == 0) co_return asio::error::eof;
+      co_return error_code(err, boost::system::system_category());
+    }
+    default: {
+      const unsigned long code = ERR_get_error();
+      ERR_clear_error();
+      if (code == 0) co_return asio::error::connection_reset;
+      co_return error_code(static_cast<int>(code), asio::error::get_ssl_category());
+    }
+  }
+}
+
+asio::awaitable<error_code> TlsSocket::handshake() {
+  if (!ssl_) co_return asio::error::no_memory;
+  for (;;) {
+    if (!socket_.is_open()) co_return asio::error::operation_aborted;
+    ERR_clear_error();
+    const int ret = SSL_do_handshake(ssl_);
+    if (ret == 1) co_return error_code();
+    if (auto ec = co_await wait_for(SSL_get_error(ssl_, ret), ret)) co_return ec;
+  }
+}
+
+asio::awaitable<std::pair<error_code, std::size_t>> TlsSocket::read_some(std::span<std::uint8_t> buffer) {
+  for (;;) {
+    if (!socket_.is_open()) co_return std::pair{error_code(asio::error::operation_aborted), std::size_t{0}};
+    ERR_clear_error();
+    const int ret = SSL_read(ssl_, buffer.data(), static_cast<int>(buffer.size()));
+    if (ret > 0) co_return std::pair{error_code(), static_cast<std::size_t>(ret)};
+    if (auto ec = co_await wait_for(SSL_get_error(ssl_, ret), ret)) co_return std::pair{ec, std::size_t{0}};
+  }
+}
+
+asio::awaitable<error_code> TlsSocket::write_all(std::string_view bytes) {
+  while (!bytes.empty()) {
+    if (!socket_.is_open()) co_return asio::error::operation_aborted;
+    ERR_clear_error();
+    const int ret = SSL_write(ssl_, bytes.data(), static_cast<int>(std::min<std::size_t>(bytes.size(), 1 << 30)));
+    if (ret > 0) {
+      bytes.remove_prefix(static_cast<std::size_t>(ret));
+      continue;
+    }
+    if (auto ec = co_await wait_for(SSL_get_error(ssl_, ret), ret)) co_return ec;
+  }
+  co_return error_code();
+}
+
+void TlsSocket::send_close_notify() {
+  if (!ssl_ || shutdown_sent_ || !socket_.is_open() || !SSL_is_init_finished(ssl_)) return;
+  shutdown_sent_ = true;
+  ERR_clear_error();
+  (void)SSL_shutdown(ssl_);  // non-blocking: sent if the socket takes it, else skipped
+  ERR_clear_error();
+}
+
+void TlsSocket::close() {
+  error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+}
+
+}  // namespace inkwire
