@@ -10,7 +10,7 @@
 
 #include "common/encoding.h"
 #include "common/secret_hash.h"
-#include "controlplane/repo/pg/pg_session_repository.h"
+#include "relay/connection_facts.h"
 #include "proto/response_post.h"
 #include "relay/session_registry.h"
 #include "relay/tunnel_directory.h"
@@ -43,6 +43,16 @@ bool equal_secret(std::string_view a, std::string_view b) {
 std::optional<int> parse_small_int(const std::string* text) {
   if (!text || text->empty() || text->size() > 6) return std::nullopt;
   int value = 0;
+  auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc() || ptr != text->data() + text->size()) return std::nullopt;
+  return value;
+}
+
+// content-length as a number; nullopt when absent or not a plain decimal (nghttp2 has already
+// checked it against the DATA it carries).
+std::optional<std::uint64_t> parse_length(const std::string* text) {
+  if (!text || text->empty() || text->size() > 19) return std::nullopt;
+  std::uint64_t value = 0;
   auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
   if (ec != std::errc() || ptr != text->data() + text->size()) return std::nullopt;
   return value;
@@ -231,7 +241,7 @@ void AgentSession::housekeeping(SteadyClock::time_point now) {
     const std::int32_t stream_id = parked_.front();
     auto it = streams_.find(stream_id);
     if (it == streams_.end()) {
-      parked_.pop_front();
+      parked_.erase(parked_.begin());
       continue;
     }
     if (now < it->second.parked_at + idle) {
@@ -268,7 +278,12 @@ void AgentSession::housekeeping(SteadyClock::time_point now) {
       consider(std::min(drain_deadline_, now + std::chrono::milliseconds(100)));
     }
   }
-  if (superseded_ && !closing_) maybe_finish_displaced();
+  if (superseded_ && !closing_) {
+    // Its last request may be answered through the new session or expire: no event of this
+    // session says so, so look again shortly (bounded by the response deadline).
+    maybe_finish_displaced();
+    if (!closing_) consider(now + std::chrono::milliseconds(100));
+  }
   if (closing_) {
     if (now >= close_deadline_) {
       force_close();
@@ -350,21 +365,7 @@ void AgentSession::end_session(std::string_view why) {
   }
   // currently_connected follows the owning session (A34): cleared only when no newer hello took over.
   if (was_owner && tunnel_id_) {
-    const auto owners = ctx_.registry.owners();
-    bool taken = false;
-    for (const auto& o : owners) taken = taken || (o->tunnel_id() == tunnel_id_);
-    if (!taken) {
-      auto& repo = ctx_.sessions_repo;
-      const Uuid tunnel = *tunnel_id_;
-      auto logger = ctx_.logger;
-      asio::co_spawn(
-          stream_.get_executor(),
-          [&repo, tunnel, logger]() -> asio::awaitable<void> {
-            auto done = co_await repo.mark_disconnected(tunnel);
-            if (!done) logger->warn("relay: cannot record disconnect of {}: {}", tunnel.to_string(), done.error().message);
-          },
-          asio::detached);
-    }
+    if (!ctx_.registry.has_owner(*tunnel_id_)) ctx_.facts.disconnected(*tunnel_id_);
   }
   stream_.close();
   timer_.cancel();
@@ -638,9 +639,7 @@ asio::awaitable<void> AgentSession::handle_hello(std::int32_t stream_id, proto::
   next_ping_at_ = SteadyClock::now() + std::chrono::seconds(cfg.ping_interval_seconds);
   reschedule_timer(SteadyClock::now());
   wake_writer();
-
-  auto marked = co_await ctx_.sessions_repo.mark_connected(rec.id, peer_ip_, ctx_.clock.now());
-  if (!marked) ctx_.logger->warn("relay: cannot record connect of {}: {}", rec.id.to_string(), marked.error().message);
+  ctx_.facts.connected(rec.id, peer_ip_);
 }
 
 bool AgentSession::authorised_stream(const proto::H2Headers& headers) const {
@@ -792,6 +791,17 @@ void AgentSession::handle_post(std::int32_t stream_id, std::string_view request_
     return;
   }
   auto exchange = *found;
+  // A body announced over the cap fails cleanly (502) before the head goes to the third party.
+  if (auto length = parse_length(find_header(request.headers, "content-length"));
+      length && *length > ctx_.config.max_response_body_bytes) {
+    ctx_.logger->info("relay: session {}: response post for {} announces more than {} bytes", id_, id,
+                      ctx_.config.max_response_body_bytes);
+    ctx_.registry.complete(*exchange);
+    exchange->fail(DispatchFailure{502, "response-too-large"});
+    ctx_.metrics.post(413).Increment();
+    reply_json_detail(stream_id, 413, "response body over the relay's limit");
+    return;
+  }
   StreamCtx& s = streams_[stream_id];
   s.kind = StreamKind::post;
   s.exchange = exchange;

@@ -14,7 +14,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
-#include <deque>
+#include <vector>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,6 +37,7 @@ class PgSessionRepository;
 
 namespace inkwire::relay {
 
+class ConnectionFacts;
 class SessionRegistry;
 class TunnelDirectory;
 
@@ -45,7 +46,7 @@ struct SessionContext {
   const RelayConfig& config;
   SessionRegistry& registry;
   TunnelDirectory& directory;
-  controlplane::PgSessionRepository& sessions_repo;
+  ConnectionFacts& facts;
   const Clock& clock;
   RandomSource& random;
   RelayMetrics& metrics;
@@ -164,7 +165,7 @@ class AgentSession : public std::enable_shared_from_this<AgentSession> {
   std::chrono::steady_clock::time_point close_deadline_;
 
   std::unordered_map<std::int32_t, StreamCtx> streams_;
-  std::deque<std::int32_t> parked_;               // intake streams, oldest first
+  std::vector<std::int32_t> parked_;              // intake streams, oldest first (a few dozen at most)
   std::unordered_map<int, std::int32_t> slots_;   // x-pool-slot -> stream
   std::size_t open_posts_ = 0;
   std::size_t open_bridges_ = 0;

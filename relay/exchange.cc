@@ -38,6 +38,7 @@ asio::awaitable<Expected<ResponseHead, DispatchFailure>> Exchange::response() {
   for (;;) {
     if (head_) co_return *head_;
     if (failure_) co_return unexpected(*failure_);
+    if (state_ == ExchangeState::done) co_return unexpected(DispatchFailure{502, "no-response"});
     const bool queued = state_ == ExchangeState::queued;
     const auto deadline = queued ? created_at_ + timing_.queue_wait : delivered_at_ + timing_.response_wait;
     if (co_await wait_until(deadline)) continue;
@@ -60,6 +61,9 @@ asio::awaitable<Expected<Unit, DispatchFailure>> Exchange::bridge() {
   for (;;) {
     if (bridge_attached_) co_return Unit{};
     if (failure_) co_return unexpected(*failure_);
+    // Finished without a bridge (a refused ws-upgrade) or refused by the agent: nothing will come.
+    if (state_ == ExchangeState::done || (head_ && head_->status != 200))
+      co_return unexpected(DispatchFailure{502, "no-bridge"});
     const bool queued = state_ == ExchangeState::queued;
     Clock::time_point deadline;
     if (queued) {

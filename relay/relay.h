@@ -26,6 +26,7 @@
 #include "controlplane/repo/pg/pg_pool.h"
 #include "controlplane/repo/pg/pg_session_repository.h"
 #include "relay/agent_session.h"
+#include "relay/connection_facts.h"
 #include "relay/relay_metrics.h"
 #include "relay/session_registry.h"
 #include "relay/tunnel_directory.h"
@@ -69,6 +70,7 @@ class Relay {
   std::unique_ptr<RelayMetrics> metrics_;
   std::unique_ptr<TunnelDirectory> directory_;
   std::unique_ptr<SessionRegistry> registry_;
+  std::unique_ptr<ConnectionFacts> facts_;
   std::unique_ptr<SessionContext> context_;
   std::unique_ptr<controlplane::PgListener> listener_;
   SslCtxPtr tls_;

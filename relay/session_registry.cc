@@ -112,8 +112,13 @@ void SessionRegistry::session_ended(AgentSession& session, const std::optional<U
   std::vector<std::shared_ptr<Exchange>> lost;
   for (auto& [id, exchange] : r->outstanding) {
     auto via = exchange->intake_session.lock();
-    if ((!via || via.get() == &session) && !exchange->has_head() && exchange->state() != ExchangeState::bridging)
-      lost.push_back(exchange);
+    if (via && via.get() != &session) continue;
+    // Waiting for its post, or (ws) accepted and waiting for the bridge CONNECT that only this
+    // session could have opened: either way nothing more will come.
+    const bool awaiting_post = exchange->state() == ExchangeState::delivered;
+    const bool awaiting_bridge = exchange->kind() == proto::RouteKind::ws_upgrade &&
+                                 exchange->state() == ExchangeState::answered && exchange->head_status() == 200;
+    if (awaiting_post || awaiting_bridge) lost.push_back(exchange);
   }
   for (auto& exchange : lost) {
     forget(*exchange, LookupMiss::expired);

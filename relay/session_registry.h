@@ -7,7 +7,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <chrono>
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,11 +35,13 @@ struct TunnelRoute {
   std::shared_ptr<AgentSession> owner;  // the newest successful hello (A2)
   std::uint64_t generation = 0;         // bumped on every new owner
   std::unordered_set<AgentSession*> sessions;  // every session that said hello for this tunnel
-  std::deque<std::shared_ptr<Exchange>> waiting;
+  // Lists, not deques: libstdc++'s deque allocates ~600 bytes even when empty, and most routes
+  // have nothing waiting (10,000 idle tunnels per relay is the bar).
+  std::list<std::shared_ptr<Exchange>> waiting;
   std::unordered_map<std::string, std::shared_ptr<Exchange>> outstanding;  // by request id
   std::unordered_map<std::string, std::shared_ptr<Exchange>> bridges;      // by ws/tcp id, awaiting CONNECT
   std::unordered_map<std::string, LookupMiss> recent;                     // request id -> answered/expired
-  std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> recent_order;
+  std::list<std::pair<std::chrono::steady_clock::time_point, std::string>> recent_order;
   bool empty() const {
     return !owner && sessions.empty() && waiting.empty() && outstanding.empty() && bridges.empty();
   }
@@ -86,6 +88,10 @@ class SessionRegistry {
 
   std::size_t route_count() const { return routes_.size(); }
   std::vector<std::shared_ptr<AgentSession>> owners() const;
+  bool has_owner(const Uuid& tunnel_id) const {
+    auto it = routes_.find(tunnel_id);
+    return it != routes_.end() && it->second.owner != nullptr;
+  }
 
  private:
   TunnelRoute& route(const Uuid& tunnel_id);
