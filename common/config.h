@@ -83,6 +83,7 @@ struct RelayConfig {
   std::uint64_t connection_window_bytes = 16777216;  // connection-level receive window
   std::uint64_t pipe_buffer_bytes = 262144;          // per body or bridge direction, server side
   std::uint64_t max_ws_message_bytes = 16777216;     // one WebSocket message on a bridge (1009 above)
+  int max_resets_per_minute = 600;        // RST_STREAMs and rejected frames one session may cause; then GOAWAY
   int ping_interval_seconds = 30;         // our PINGs to an agent; 0 = off
   int ping_timeout_seconds = 20;          // no ACK within this: the session is dropped
   int drain_timeout_seconds = 30;         // SIGTERM: bridges and posts may finish within this

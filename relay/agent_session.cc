@@ -113,6 +113,7 @@ asio::awaitable<void> AgentSession::run() {
     co_return;
   }
   h2_ = std::move(*h2);
+  glitch_window_start_ = SteadyClock::now();
   ctx_.metrics.sessions.Increment();
   next_ping_at_ = SteadyClock::now() + std::chrono::seconds(ctx_.config.ping_interval_seconds);
   reschedule_timer(started_at_);  // recompute: the hello deadline now applies
@@ -143,6 +144,7 @@ asio::awaitable<void> AgentSession::read_loop() {
     }
     auto received = h2_->receive(std::span(ctx_.read_buffer.data(), n));
     handle_events();
+    if (received && !check_glitches()) break;
     if (!received) {
       ctx_.metrics.protocol_errors.Increment();
       ctx_.logger->info("relay: session {} from {}: HTTP/2 error: {}", id_, peer_ip_, received.error().detail);
@@ -193,6 +195,30 @@ asio::awaitable<void> AgentSession::write_loop() {
 }
 
 void AgentSession::wake_writer() { write_wake_.cancel(); }
+
+// Resets we were made to send, frames nghttp2 rejected and requests reset before we saw them, per
+// minute. A well-behaved agent causes almost none; a peer that makes the relay work for nothing
+// (the Rapid Reset family) is told ENHANCE_YOUR_CALM and closed.
+bool AgentSession::check_glitches() {
+  const auto& stats = h2_->stats();
+  const std::uint64_t glitches = stats.resets_sent + stats.protocol_errors + stats.requests_dropped_unseen;
+  const auto now = SteadyClock::now();
+  if (now - glitch_window_start_ >= std::chrono::minutes(1)) {
+    glitch_window_start_ = now;
+    glitches_at_window_start_ = glitches;
+    return true;
+  }
+  if (glitches - glitches_at_window_start_ <= static_cast<std::uint64_t>(ctx_.config.max_resets_per_minute)) return true;
+  ctx_.metrics.protocol_errors.Increment();
+  ctx_.metrics.rejected("too_many_resets").Increment();
+  ctx_.logger->warn("relay: session {} from {}: {} resets and rejected frames within a minute; closing", id_, peer_ip_,
+                    glitches - glitches_at_window_start_);
+  (void)h2_->terminate(proto::kH2EnhanceYourCalm);
+  closing_ = true;
+  close_deadline_ = now + kCloseAfterGoaway;
+  wake_writer();
+  return false;
+}
 
 void AgentSession::reschedule_timer(SteadyClock::time_point when) {
   if (when < timer_at_) timer_.cancel();

@@ -170,6 +170,11 @@ class AgentSession : public std::enable_shared_from_this<AgentSession> {
   std::size_t open_posts_ = 0;
   std::size_t open_bridges_ = 0;
 
+  // Misbehaviour accounting (relay.max_resets_per_minute): nghttp2 1.52 has no "glitch" limiter.
+  std::chrono::steady_clock::time_point glitch_window_start_;
+  std::uint64_t glitches_at_window_start_ = 0;
+  bool check_glitches();
+
   // Liveness.
   std::uint64_t ping_seq_ = 0;
   std::optional<std::chrono::steady_clock::time_point> ping_sent_at_;

@@ -218,9 +218,6 @@ TEST_F(RelayHelloTest, QuickConnectAndDisconnectLeavesTunnelNotConnected) {
   // A34 again, for an agent that leaves right after its hello (a crash loop, a flapping network):
   // the relay's "connected" write (issued after the hello) and its "disconnected" write (issued at
   // the close) go to different pool connections with no ordering, so the older one can land last.
-  GTEST_SKIP() << "relay bug: currently_connected can stay true with no session: mark_connected "
-                  "(agent_session.cc handle_hello) and mark_disconnected (end_session) run unordered on "
-                  "the database pool; with database.pool_size = 1 this test passes";
   int stale = 0;
   // Each round loses the race only now and then (about 1 in 10 here), hence the rounds.
   for (int i = 0; i < 30; ++i) {

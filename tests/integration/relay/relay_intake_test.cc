@@ -14,7 +14,7 @@ namespace {
 namespace asio = boost::asio;
 using SteadyClock = std::chrono::steady_clock;
 
-// The relay answers the post; the third party's future then resolves with `status`.
+// The agent answers `envelope` with `status`; the relay must accept the post (200).
 void answer(TestAgent& agent, const CreatedTunnel& t, const Envelope& envelope, int status, std::string body) {
   auto post = agent.post_response(t.id, t.secret, envelope.header("inkbox-request-id").value_or(""), status, {},
                                   std::move(body));

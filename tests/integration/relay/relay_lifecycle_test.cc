@@ -135,9 +135,6 @@ TEST_F(RelayLifecycleTest, SupersededSessionClosesOnceItsRequestIsAnsweredOverTh
   // relay re-checks a displaced session only on its own stream events or timer: maybe_finish_displaced()
   // asks for a re-check in 100 ms via reschedule_timer(), but from inside housekeeping() that is lost
   // (the timer is not armed at that point and housekeeping() then sets timer_at_ to the next PING).
-  GTEST_SKIP() << "relay bug: a displaced session whose last request is answered over the new session (or "
-                  "expires) is closed only at its next PING tick (relay.ping_interval_seconds, 30 s), not "
-                  "promptly (relay/agent_session.cc housekeeping() + maybe_finish_displaced())";
   auto a = relay().connect_and_park(tunnel(), 1);
   auto result = relay().call(tunnel().id, "GET", "/handoff");
   auto envelope = wait_envelope(*a.agent, a.intakes[0], 5s);

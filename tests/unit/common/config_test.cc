@@ -518,7 +518,7 @@ TEST(ConfigTest, MaskDatabaseUrl) {
 TEST(ConfigTest, DescribeConfigListsEveryKeyAndHidesThePassword) {
   const Config c = load_ok_with({{"controlplane.reserved_names", "admin,www"}});
   const std::vector<std::string> lines = describe_config(c);
-  EXPECT_EQ(lines.size(), 56u);
+  EXPECT_EQ(lines.size(), 57u);
   bool saw_url = false;
   for (const std::string& line : lines) {
     EXPECT_THAT(line, Not(HasSubstr("s3cret-pw")));
