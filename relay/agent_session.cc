@@ -196,12 +196,12 @@ asio::awaitable<void> AgentSession::write_loop() {
 
 void AgentSession::wake_writer() { write_wake_.cancel(); }
 
-// Resets we were made to send, frames nghttp2 rejected and requests reset before we saw them, per
-// minute. A well-behaved agent causes almost none; a peer that makes the relay work for nothing
+// Resets either way, frames nghttp2 rejected and requests reset before we saw them, per minute. A well-behaved agent causes almost none; a peer that makes the relay work for nothing
 // (the Rapid Reset family) is told ENHANCE_YOUR_CALM and closed.
 bool AgentSession::check_glitches() {
   const auto& stats = h2_->stats();
-  const std::uint64_t glitches = stats.resets_sent + stats.protocol_errors + stats.requests_dropped_unseen;
+  const std::uint64_t glitches =
+      stats.resets_sent + stats.resets_received + stats.protocol_errors + stats.requests_dropped_unseen;
   const auto now = SteadyClock::now();
   if (now - glitch_window_start_ >= std::chrono::minutes(1)) {
     glitch_window_start_ = now;
