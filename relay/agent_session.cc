@@ -611,12 +611,30 @@ asio::awaitable<void> AgentSession::handle_hello(std::int32_t stream_id, proto::
     refuse(503, "draining", "relay is draining; reconnect");
     co_return;
   }
-  auto record = co_await ctx_.directory.lookup(*tunnel);
+  // The SDKs wait for the hello's answer forever (§4.3), and a database that hangs would hold
+  // them: the lookup runs on its own and the hello is answered 503 if it has not finished within
+  // hello_timeout_seconds.
+  struct Lookup {
+    std::optional<Expected<std::optional<HelloRecord>, std::string>> result;
+    asio::steady_timer done;
+  };
+  auto lookup = std::make_shared<Lookup>(Lookup{std::nullopt, asio::steady_timer(stream_.get_executor())});
+  lookup->done.expires_after(std::chrono::seconds(cfg.hello_timeout_seconds));
+  asio::co_spawn(
+      stream_.get_executor(),
+      [lookup, &directory = ctx_.directory, id = *tunnel]() -> asio::awaitable<void> {
+        auto result = co_await directory.lookup(id);
+        lookup->result = std::move(result);
+        lookup->done.cancel();
+      },
+      asio::detached);
+  if (!lookup->result) co_await lookup->done.async_wait(asio::as_tuple(asio::use_awaitable));
   if (closed_) co_return;
-  if (!record) {
+  if (!lookup->result || !*lookup->result) {
     refuse(503, "unavailable", "tunnel state unavailable; retry");
     co_return;
   }
+  auto& record = *lookup->result;
   const auto digest = sha256(*secret);
   const std::string presented = hex_encode(digest);
   if (!*record || !equal_secret(presented, (*record)->secret_sha256) ||
