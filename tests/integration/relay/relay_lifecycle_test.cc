@@ -352,3 +352,35 @@ TEST_F(RelayLifecycleTest, GaugesReturnToZeroOnceEverySessionIsGone) {
 
 }  // namespace
 }  // namespace inkwire::testing
+
+namespace inkwire::testing {
+namespace {
+
+class RelayStalledDatabaseTest : public RelayTest {
+ protected:
+  void adjust(Config& c) override { c.relay.hello_timeout_seconds = 1; }
+};
+
+TEST_F(RelayStalledDatabaseTest, HelloIsAnsweredEvenWhenTheDatabaseHangs) {
+  // §4.3: the SDKs wait for a hello's answer forever. A lock on the tunnels table makes the
+  // relay's lookup hang (until the statement timeout, 10 s); the hello must still be answered, with
+  // a transient 503, within hello_timeout_seconds.
+  pqxx::connection locker(cp().database_url());
+  pqxx::work lock(locker);
+  lock.exec("LOCK TABLE tunnels IN ACCESS EXCLUSIVE MODE");
+  auto agent = relay().connect_agent();
+  const auto started = std::chrono::steady_clock::now();
+  auto hello = agent->hello(tunnel().id, tunnel().secret, std::nullopt, 5s);
+  const auto waited = std::chrono::steady_clock::now() - started;
+  lock.abort();
+  ASSERT_TRUE(hello) << "no answer to the hello";
+  EXPECT_EQ(hello->status, 503);
+  EXPECT_LT(waited, 4s);
+  // With the lock gone the same connection may say hello again and is let in.
+  auto retry = agent->hello(tunnel().id, tunnel().secret, std::nullopt, 10s);
+  ASSERT_TRUE(retry);
+  EXPECT_EQ(retry->status, 200);
+}
+
+}  // namespace
+}  // namespace inkwire::testing
