@@ -38,29 +38,28 @@ std::string_view TlsSocket::alpn() const {
   return data ? std::string_view(reinterpret_cast<const char*>(data), len) : std::string_view();
 }
 
-asio::awaitable<error_code> TlsSocket::wait_for(int ssl_error, int ret) {
+// What an OpenSSL result asks for: wait until the socket is readable or writable, or give up
+// with an error. Not a coroutine itself: every connection has a read waiting at all times, and a
+// nested coroutine frame per wait would cost each idle connection its size.
+TlsSocket::Next TlsSocket::next_step(int ssl_error, int ret) {
   switch (ssl_error) {
-    case SSL_ERROR_WANT_READ: {
-      auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_read, asio::as_tuple(asio::use_awaitable));
-      co_return ec;
-    }
-    case SSL_ERROR_WANT_WRITE: {
-      auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_write, asio::as_tuple(asio::use_awaitable));
-      co_return ec;
-    }
+    case SSL_ERROR_WANT_READ:
+      return Next{asio::socket_base::wait_read, {}};
+    case SSL_ERROR_WANT_WRITE:
+      return Next{asio::socket_base::wait_write, {}};
     case SSL_ERROR_ZERO_RETURN:
-      co_return asio::error::eof;
+      return Next{std::nullopt, asio::error::eof};
     case SSL_ERROR_SYSCALL: {
       const int err = errno;
       ERR_clear_error();
-      if (ret == 0 || err == 0) co_return asio::error::eof;
-      co_return error_code(err, boost::system::system_category());
+      if (ret == 0 || err == 0) return Next{std::nullopt, asio::error::eof};
+      return Next{std::nullopt, error_code(err, boost::system::system_category())};
     }
     default: {
       const unsigned long code = ERR_get_error();
       ERR_clear_error();
-      if (code == 0) co_return asio::error::connection_reset;
-      co_return error_code(static_cast<int>(code), asio::error::get_ssl_category());
+      if (code == 0) return Next{std::nullopt, asio::error::connection_reset};
+      return Next{std::nullopt, error_code(static_cast<int>(code), asio::error::get_ssl_category())};
     }
   }
 }
@@ -72,7 +71,10 @@ asio::awaitable<error_code> TlsSocket::handshake() {
     ERR_clear_error();
     const int ret = SSL_do_handshake(ssl_);
     if (ret == 1) co_return error_code();
-    if (auto ec = co_await wait_for(SSL_get_error(ssl_, ret), ret)) co_return ec;
+    const Next next = next_step(SSL_get_error(ssl_, ret), ret);
+    if (!next.wait) co_return next.error;
+    auto [ec] = co_await socket_.async_wait(*next.wait, asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return ec;
   }
 }
 
@@ -82,7 +84,10 @@ asio::awaitable<std::pair<error_code, std::size_t>> TlsSocket::read_some(std::sp
     ERR_clear_error();
     const int ret = SSL_read(ssl_, buffer.data(), static_cast<int>(buffer.size()));
     if (ret > 0) co_return std::pair{error_code(), static_cast<std::size_t>(ret)};
-    if (auto ec = co_await wait_for(SSL_get_error(ssl_, ret), ret)) co_return std::pair{ec, std::size_t{0}};
+    const Next next = next_step(SSL_get_error(ssl_, ret), ret);
+    if (!next.wait) co_return std::pair{next.error, std::size_t{0}};
+    auto [ec] = co_await socket_.async_wait(*next.wait, asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return std::pair{ec, std::size_t{0}};
   }
 }
 
@@ -95,7 +100,10 @@ asio::awaitable<error_code> TlsSocket::write_all(std::string_view bytes) {
       bytes.remove_prefix(static_cast<std::size_t>(ret));
       continue;
     }
-    if (auto ec = co_await wait_for(SSL_get_error(ssl_, ret), ret)) co_return ec;
+    const Next next = next_step(SSL_get_error(ssl_, ret), ret);
+    if (!next.wait) co_return next.error;
+    auto [ec] = co_await socket_.async_wait(*next.wait, asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return ec;
   }
   co_return error_code();
 }

@@ -15,6 +15,7 @@
 #include <boost/system/error_code.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -46,7 +47,11 @@ class TlsSocket {
 
  private:
   // Maps an OpenSSL result to "wait for readable/writable" or an error.
-  boost::asio::awaitable<boost::system::error_code> wait_for(int ssl_error, int ret);
+  struct Next {
+    std::optional<boost::asio::socket_base::wait_type> wait;
+    boost::system::error_code error;
+  };
+  static Next next_step(int ssl_error, int ret);
 
   boost::asio::ip::tcp::socket socket_;
   SSL* ssl_ = nullptr;

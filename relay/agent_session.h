@@ -104,7 +104,6 @@ class AgentSession : public std::enable_shared_from_this<AgentSession> {
   };
 
   boost::asio::awaitable<bool> handshake();
-  boost::asio::awaitable<void> read_loop();
   boost::asio::awaitable<void> write_loop();
   boost::asio::awaitable<void> timer_loop();
   void wake_writer();
