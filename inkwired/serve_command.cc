@@ -1,6 +1,7 @@
 #include "inkwired/serve_command.h"
 
 #include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
 
 #include <algorithm>
 #include <atomic>
@@ -16,6 +17,8 @@
 
 #include "common/logging.h"
 #include "common/random_source.h"
+#include "controlplane/api/http_server.h"
+#include "controlplane/api/router.h"
 #include "controlplane/control_plane.h"
 #include "relay/relay.h"
 
@@ -68,6 +71,35 @@ int run_serve(const Config& config) {
     logger->info("inkwired relay: agents on port {}", relay->port());
   }
 
+  // A node without the control plane still serves /metrics and /healthz for its operator.
+  controlplane::Router metrics_router;
+  std::unique_ptr<controlplane::HttpServer> metrics_server;
+  if (!control_plane && !config.metrics.listen.empty()) {
+    namespace http = boost::beast::http;
+    metrics_router.add(http::verb::get, "/metrics",
+                       [&registry](controlplane::RequestContext& ctx) -> asio::awaitable<controlplane::HttpResponse> {
+                         prometheus::TextSerializer serializer;
+                         controlplane::HttpResponse res{http::status::ok, ctx.request.version()};
+                         res.set(http::field::content_type, "text/plain; version=0.0.4");
+                         res.body() = serializer.Serialize(registry->Collect());
+                         res.keep_alive(ctx.request.keep_alive());
+                         res.prepare_payload();
+                         co_return res;
+                       });
+    metrics_router.add(http::verb::get, "/healthz",
+                       [](controlplane::RequestContext& ctx) -> asio::awaitable<controlplane::HttpResponse> {
+                         co_return controlplane::json_response(ctx.request, 200, R"({"status":"ok"})");
+                       });
+    metrics_server = std::make_unique<controlplane::HttpServer>(io, config.api, metrics_router, *registry, logger,
+                                                                "metrics");
+    if (auto ok = metrics_server->listen(config.metrics.listen); !ok) {
+      std::cerr << "inkwired: " << ok.error() << "\n";
+      return 1;
+    }
+    metrics_server->start();
+    logger->info("inkwired metrics on port {}", metrics_server->port());
+  }
+
   // Graceful, then forced: stop accepting; API connections finish their current request within
   // api.shutdown_grace_seconds; agent sessions finish posts and bridges within
   // relay.drain_timeout_seconds and get GOAWAY; then whatever is left is closed. No io.stop():
@@ -78,6 +110,10 @@ int run_serve(const Config& config) {
     if (ec) return;
     logger->info("signal {}: draining", signo);
     if (control_plane) control_plane->stop();
+    if (metrics_server) {
+      metrics_server->stop();
+      metrics_server->close_all();
+    }
     if (relay) {
       asio::post(relay_io, [&] {
         relay->begin_drain();

@@ -420,6 +420,48 @@ timeout 15 env "${clean_env[@]}" "$inkwired" serve -c "$work/bad.toml" --set log
 grep -q 'tls.cert_file' "$work/bad-warn.err" || fail "the error does not mention tls.cert_file"
 ok "roles [relay] without tls.cert_file: exit 1, one line: $last"
 
+# --- 8. a relay-only node ----------------------------------------------------------------------
+log "8. roles [relay] alone: agents and its own /metrics"
+solo_relay_port=$(free_port)
+solo_metrics_port=$(free_port)
+cat >"$work/solo.toml" <<TOML
+roles = ["relay"]
+zone = "127.0.0.1"
+[database]
+url = "$db_url"
+[metrics]
+listen = "127.0.0.1:$solo_metrics_port"
+[tls]
+cert_file = "$work/server.pem"
+key_file = "$work/server.key"
+[relay]
+listen = "127.0.0.1:$solo_relay_port"
+TOML
+(exec env "${clean_env[@]}" "$inkwired" serve -c "$work/solo.toml" >"$work/solo.log" 2>&1 9>&-) &
+server_pid=$!
+deadline=$((SECONDS + 20))
+until port_accepts "$solo_relay_port" && curl -fsS --max-time 2 "http://127.0.0.1:$solo_metrics_port/healthz" >/dev/null 2>&1; do
+  pid_alive "$server_pid" || fail "relay-only inkwired exited during start-up (see $work/solo.log)"
+  ((SECONDS < deadline)) || fail "relay-only inkwired not ready after 20 s"
+  sleep 0.1
+done
+saved_relay_port=$relay_port
+relay_port=$solo_relay_port
+hello "$tunnel_id" "$secret" "$work/hello-solo.out"
+[[ $(status_of "$work/hello-solo.out") == 200 ]] || fail "hello on the relay-only node: status $(status_of "$work/hello-solo.out")"
+curl -fsS --max-time 5 "http://127.0.0.1:$solo_metrics_port/metrics" >"$work/solo-metrics.txt" ||
+  fail "GET /metrics on the relay-only node failed"
+grep -q '^inkwire_relay_hellos_total{result="ok"} 1' "$work/solo-metrics.txt" ||
+  fail "the relay-only node's /metrics does not count the hello"
+kill -TERM "$server_pid"
+wait_gone "$server_pid" 10 || fail "relay-only inkwired still runs 10 s after SIGTERM"
+rc=0
+wait "$server_pid" || rc=$?
+server_pid=
+relay_port=$saved_relay_port
+((rc == 0)) || fail "relay-only inkwired exited $rc after SIGTERM"
+ok "relay-only node: hello 200, /metrics counts it, SIGTERM exit 0"
+
 elapsed=$((SECONDS - started))
 ((elapsed < 60)) || fail "the test took $elapsed s (limit 60 s)"
 log "PASS"
