@@ -13,6 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <iostream>
 #include <memory>
+#include <functional>
 #include <thread>
 
 #include "common/logging.h"
@@ -49,6 +50,9 @@ int run_serve(const Config& config) {
   // data plane runs on one thread of its own, so its state needs no locks (relay/relay.h).
   asio::io_context io(config.api.threads);
   asio::io_context relay_io(1);
+  // The relay's context must outlive a SIGUSR1 drain (which leaves it with nothing to do) so that
+  // SIGTERM can still reach it; released once the relay has shut down.
+  auto relay_work = asio::make_work_guard(relay_io);
 
   std::unique_ptr<controlplane::ControlPlane> control_plane;
   if (has_role(config, "controlplane")) {
@@ -104,11 +108,28 @@ int run_serve(const Config& config) {
   // api.shutdown_grace_seconds; agent sessions finish posts and bridges within
   // relay.drain_timeout_seconds and get GOAWAY; then whatever is left is closed. No io.stop():
   // every coroutine ends on its own.
+  // SIGUSR1 (the operator's drain request): the relay drains as on SIGTERM — no new agents,
+  // in-flight posts and bridges finish, then GOAWAY — but the process and the control plane stay up,
+  // so agents move to another relay before maintenance. SIGTERM still ends the process afterwards.
+  asio::signal_set drain_signal(io, SIGUSR1);
+  std::function<void()> wait_for_drain_signal = [&] {
+    drain_signal.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      if (relay) {
+        logger->info("SIGUSR1: draining the relay's agent sessions (the process keeps running)");
+        asio::post(relay_io, [&] { relay->begin_drain(); });
+      }
+      wait_for_drain_signal();
+    });
+  };
+  wait_for_drain_signal();
+
   std::atomic<bool> relay_drained{relay == nullptr};
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
     logger->info("signal {}: draining", signo);
+    drain_signal.cancel();
     if (control_plane) control_plane->stop();
     if (metrics_server) {
       metrics_server->stop();
@@ -131,6 +152,7 @@ int run_serve(const Config& config) {
               if (relay->active_sessions() > 0)
                 logger->warn("closing {} agent session(s) that outlived the drain", relay->active_sessions());
               relay->close_all();
+              relay_work.reset();
               relay_drained = true;
             },
             asio::detached);
@@ -164,7 +186,11 @@ int run_serve(const Config& config) {
 
   std::vector<std::thread> threads;
   std::thread relay_thread;
-  if (relay) relay_thread = std::thread([&] { relay_io.run(); });
+  if (relay) {
+    relay_thread = std::thread([&] { relay_io.run(); });
+  } else {
+    relay_work.reset();
+  }
   for (int i = 1; i < config.api.threads; ++i) threads.emplace_back([&] { io.run(); });
   io.run();
   for (auto& t : threads) t.join();

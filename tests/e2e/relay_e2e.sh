@@ -118,6 +118,8 @@ port_accepts() {
   timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
 }
 
+port_closed() { ! port_accepts "$1"; }
+
 iw() { env "${clean_env[@]}" "$inkwired" "$@"; }
 
 # ---------------------------------------------------------------------------------------------
@@ -386,6 +388,23 @@ ok "currently_connected false after the restart"
 hello "$tunnel_id" "$secret" "$work/hello-restart.out"
 [[ $(status_of "$work/hello-restart.out") == 200 ]] || fail "hello after restart: status $(status_of "$work/hello-restart.out")"
 ok "hello 200 after the restart"
+
+# --- 6b. SIGUSR1: drain the relay, keep the process -------------------------------------------
+if ((have_node)); then
+  log "6b. SIGUSR1 drains the agents and keeps the control plane"
+  start_agent "$work/agent3.out"
+  wait_until 10 "currently_connected true" connected true
+  kill -USR1 "$server_pid"
+  wait_until 5 "the agent's session to end after SIGUSR1" grep -q '^closed$' "$work/agent3.out"
+  agent_exit
+  exec 9>&-
+  grep -q '^goaway' "$work/agent3.out" || fail "no GOAWAY before the drained session closed"
+  pid_alive "$server_pid" || fail "inkwired exited on SIGUSR1"
+  wait_until 5 "the relay port to stop accepting" port_closed "$relay_port"
+  curl -fsS --max-time 5 "http://127.0.0.1:$api_port/readyz" >/dev/null || fail "the API stopped answering after SIGUSR1"
+  wait_until 10 "currently_connected false after the drain" connected false
+  ok "SIGUSR1: GOAWAY to the agent, relay port closed, API still up"
+fi
 stop_server "$work/serve2.log"
 
 # --- 7. relay role without tls.cert_file ------------------------------------------------------
