@@ -43,9 +43,15 @@ Expected<Unit, std::string> ControlPlane::start(asio::io_context& io) {
   reaper_ = std::make_unique<Reaper>(tunnel_repo_, clock_, *registry_, logger_);
   // Revocations made on any node drop the key from this node's authentication cache at once.
   listener_ = std::make_unique<PgListener>(
-      config_.database.url, std::vector<std::string>{PgAccessRepository::kApiKeyEventsChannel},
-      [this](const std::string&, const std::string& payload) {
-        if (auto id = Uuid::parse(payload)) keys_->forget(*id);
+      config_.database.url,
+      std::vector<std::string>{PgAccessRepository::kApiKeyEventsChannel, PgAccessRepository::kOrganizationEventsChannel},
+      [this](const std::string& channel, const std::string& payload) {
+        // A disabled (or re-enabled) organisation: every cached key answer may be stale.
+        if (channel == PgAccessRepository::kOrganizationEventsChannel) {
+          keys_->forget_all();
+        } else if (auto id = Uuid::parse(payload)) {
+          keys_->forget(*id);
+        }
       },
       [this] { keys_->forget_all(); }, logger_);
   asio::co_spawn(asio::make_strand(io), listener_->run(), asio::detached);

@@ -10,6 +10,7 @@
 
 #include "common/listen_address.h"
 #include "common/tls_server_context.h"
+#include "controlplane/repo/pg/pg_access_repository.h"
 #include "controlplane/repo/pg/pg_tunnel_repository.h"
 
 namespace inkwire::relay {
@@ -62,8 +63,16 @@ Expected<Unit, std::string> Relay::start(asio::io_context& io) {
   port_ = acceptor_->local_endpoint().port();
 
   listener_ = std::make_unique<controlplane::PgListener>(
-      config_.database.url, std::vector<std::string>{controlplane::PgTunnelRepository::kTunnelEventsChannel},
-      [this](const std::string&, const std::string& payload) { on_event(payload); },
+      config_.database.url,
+      std::vector<std::string>{controlplane::PgTunnelRepository::kTunnelEventsChannel,
+                               controlplane::PgAccessRepository::kOrganizationEventsChannel},
+      [this](const std::string& channel, const std::string& payload) {
+        if (channel == controlplane::PgAccessRepository::kOrganizationEventsChannel) {
+          on_organization_event(payload);
+        } else {
+          on_event(payload);
+        }
+      },
       [this] { directory_->invalidate_all(); }, logger_);
   asio::co_spawn(executor_, listener_->run(), asio::detached);
   accepting_ = true;
@@ -119,6 +128,22 @@ void Relay::on_event(const std::string& payload) {
   if (name == "tunnel.deleted" || name == "tunnel.finalized" || name == "tunnel.force_deleted") {
     logger_->info("relay: {} for tunnel {}: closing its sessions", name, id->to_string());
     registry_->tunnel_removed(*id);
+  }
+}
+
+void Relay::on_organization_event(const std::string& payload) {
+  boost::system::error_code ec;
+  auto value = boost::json::parse(payload, ec);
+  if (ec || !value.is_object()) return;
+  const auto* org = value.as_object().if_contains("organization_id");
+  const auto* disabled = value.as_object().if_contains("disabled");
+  if (!org || !org->is_string() || !disabled || !disabled->is_bool()) return;
+  const auto id = Uuid::parse(org->as_string());
+  if (!id) return;
+  directory_->invalidate_organization(*id);
+  if (disabled->as_bool()) {
+    logger_->info("relay: organization {} disabled: closing its sessions", id->to_string());
+    registry_->close_organization(*id);
   }
 }
 

@@ -60,6 +60,7 @@ class Relay {
  private:
   boost::asio::awaitable<void> accept_loop();
   void on_event(const std::string& payload);
+  void on_organization_event(const std::string& payload);
 
   const Config& config_;
   const Clock& clock_;

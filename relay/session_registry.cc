@@ -265,6 +265,16 @@ void SessionRegistry::tunnel_removed(const Uuid& tunnel_id) {
   for (AgentSession* session : sessions) session->close_now("tunnel removed");
 }
 
+void SessionRegistry::close_organization(const Uuid& organization_id) {
+  std::vector<std::shared_ptr<AgentSession>> closing;
+  for (auto& [id, r] : routes_) {
+    for (AgentSession* session : r.sessions) {
+      if (session->organization_id() == organization_id) closing.push_back(session->shared_from_this());
+    }
+  }
+  for (auto& session : closing) session->close_now("organization disabled");
+}
+
 std::vector<std::shared_ptr<AgentSession>> SessionRegistry::owners() const {
   std::vector<std::shared_ptr<AgentSession>> out;
   for (const auto& [id, r] : routes_) {

@@ -82,6 +82,8 @@ class SessionRegistry {
   // ---- Control-plane events ----
   // Deleted or finalised: sessions are closed, waiting and outstanding requests fail.
   void tunnel_removed(const Uuid& tunnel_id);
+  // The organisation was disabled: every session of its tunnels is closed (new hellos get 403).
+  void close_organization(const Uuid& organization_id);
   // Drain: no more deliveries anywhere; requests stay queued for the agents' reconnects.
   void set_draining(bool draining) { draining_ = draining; }
   bool draining() const { return draining_; }

@@ -62,6 +62,12 @@ void TunnelDirectory::invalidate(const Uuid& id) {
   if (auto it = entries_.find(id); it != entries_.end()) it->second.stale = true;
 }
 
+void TunnelDirectory::invalidate_organization(const Uuid& organization_id) {
+  for (auto& [id, entry] : entries_) {
+    if (entry.record && entry.record->organization_id == organization_id) entry.stale = true;
+  }
+}
+
 void TunnelDirectory::invalidate_all() {
   for (auto& [id, entry] : entries_) entry.stale = true;
 }

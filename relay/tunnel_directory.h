@@ -34,6 +34,8 @@ class TunnelDirectory {
   // After a lost LISTEN connection events may have been missed: everything must be re-read, but
   // the stale copies stay usable while the database is down.
   void invalidate_all();
+  // An organisation was disabled or enabled: its tunnels' entries must be re-read.
+  void invalidate_organization(const Uuid& organization_id);
   std::size_t size() const { return entries_.size(); }
 
  private:

@@ -154,6 +154,11 @@ Expected<bool, DbError> PgAccessRepository::update_organization(Uuid id, std::op
     tx.exec_params(
         "INSERT INTO audit_log (at, organization_id, action, detail) VALUES (now(), $1, 'organization.updated', $2)",
         id.to_string(), std::string(disabled ? (*disabled ? "disabled" : "enabled") : "limit changed"));
+    if (disabled) {
+      tx.exec_params("SELECT pg_notify($1, $2)", std::string(kOrganizationEventsChannel),
+                     std::string(R"({"organization_id":")") + id.to_string() + R"(","disabled":)" +
+                         (*disabled ? "true" : "false") + "}");
+    }
     tx.commit();
     return true;
   });

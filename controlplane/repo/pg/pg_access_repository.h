@@ -14,6 +14,9 @@ namespace inkwire::controlplane {
 class PgAccessRepository {
  public:
   static constexpr const char* kApiKeyEventsChannel = "inkwire_api_key_events";  // payload: key id
+  // payload: {"organization_id":"<uuid>","disabled":true|false}, when an organisation is disabled
+  // or enabled; relays close a disabled organisation's sessions, API nodes drop cached keys.
+  static constexpr const char* kOrganizationEventsChannel = "inkwire_organization_events";
 
   explicit PgAccessRepository(PgPool& pool);
 
