@@ -116,6 +116,11 @@ void TlsSocket::send_close_notify() {
   ERR_clear_error();
 }
 
+void TlsSocket::shutdown_send() {
+  error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+}
+
 void TlsSocket::close() {
   error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);

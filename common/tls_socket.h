@@ -39,6 +39,8 @@ class TlsSocket {
   boost::asio::awaitable<boost::system::error_code> write_all(std::string_view bytes);
   // Sends close_notify if the connection is up and nothing blocks it; never waits.
   void send_close_notify();
+  // Half-close: FIN after whatever was written; reading stays possible (a lingering close).
+  void shutdown_send();
   // Closes the TCP socket; pending waits complete with operation_aborted.
   void close();
   bool is_open() const { return socket_.is_open(); }

@@ -140,14 +140,12 @@ asio::awaitable<void> AgentSession::run() {
     }
     wake_writer();
   }
-  // Let the writer flush a final GOAWAY before the socket goes (bounded by the timer loop, which
-  // force-closes at close_deadline_).
-  if (!closed_ && closing_) {
-    asio::steady_timer pause(stream_.get_executor());
-    while (!closed_ && h2_->want_write()) {
-      pause.expires_after(std::chrono::milliseconds(10));
-      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
-    }
+  // Lingering close after a GOAWAY: keep reading (and discarding) until the agent closes, so the
+  // writer can flush the GOAWAY and the kernel has no unread input to answer with a RST. Bounded
+  // by the timer loop, which force-closes the socket at close_deadline_.
+  while (!closed_ && closing_ && stream_.is_open()) {
+    auto [ec, n] = co_await stream_.read_some(ctx_.read_buffer);
+    if (ec) break;
   }
   end_session("connection closed");
   ctx_.metrics.sessions.Decrement();
@@ -190,9 +188,16 @@ asio::awaitable<void> AgentSession::write_loop() {
     write_wake_.expires_at(SteadyClock::time_point::max());
     co_await write_wake_.async_wait(asio::as_tuple(asio::use_awaitable));
   }
-  // Everything is written (or the peer is gone): close the connection (A18: promptly).
+  // Everything is written (or the peer is gone). After a GOAWAY, close gracefully: close_notify
+  // and FIN, while the reader keeps draining what the agent still sends until it closes too or
+  // close_deadline_ passes (1 s, A18). Closing with unread input would send a TCP RST, and the
+  // agent could lose the GOAWAY with its receive buffer.
   stream_.send_close_notify();
-  stream_.close();
+  if (closing_ && !closed_) {
+    stream_.shutdown_send();
+  } else {
+    stream_.close();
+  }
 }
 
 void AgentSession::wake_writer() { write_wake_.cancel(); }
@@ -201,8 +206,11 @@ void AgentSession::wake_writer() { write_wake_.cancel(); }
 // (the Rapid Reset family) is told ENHANCE_YOUR_CALM and closed.
 bool AgentSession::check_glitches() {
   const auto& stats = h2_->stats();
+  // Resets the relay sends for its own reasons (a third party left, a deadline) are not the
+  // agent's doing; nghttp2's resets for bad streams are.
+  const std::uint64_t sent_for_agent = stats.resets_sent > own_resets_ ? stats.resets_sent - own_resets_ : 0;
   const std::uint64_t glitches =
-      stats.resets_sent + stats.resets_received + stats.protocol_errors + stats.requests_dropped_unseen;
+      sent_for_agent + stats.resets_received + stats.protocol_errors + stats.requests_dropped_unseen;
   const auto now = SteadyClock::now();
   if (now - glitch_window_start_ >= std::chrono::minutes(1)) {
     glitch_window_start_ = now;
@@ -324,6 +332,8 @@ void AgentSession::housekeeping(SteadyClock::time_point now) {
 
 void AgentSession::force_close() {
   stream_.close();
+  // Nothing is due any more; end_session() follows from the reader and cancels the timer.
+  timer_at_ = SteadyClock::time_point::max();
   wake_writer();
 }
 
@@ -338,6 +348,8 @@ void AgentSession::goaway_and_close(std::uint32_t code, std::string_view debug) 
 
 void AgentSession::close_now(std::string_view why) {
   ctx_.logger->info("relay: session {} ({}): closing: {}", id_, tunnel_id_ ? tunnel_id_->to_string() : "-", why);
+  // No agent will own the tunnel after this (deleted, or its organisation disabled): A34.
+  if (owner_ && tunnel_id_) ctx_.facts.disconnected(*tunnel_id_);
   release_owner();
   // Parked intakes would only be reset by the close; a prompt GOAWAY is what the agent reacts to.
   goaway_and_close(proto::kH2NoError, {});
@@ -489,14 +501,13 @@ void AgentSession::on_data(proto::H2Data& data) {
     if (s.body_bytes > ctx_.config.max_response_body_bytes) {
       ctx_.logger->info("relay: session {}: response post for {} over {} bytes; resetting", id_,
                         exchange.request_id(), ctx_.config.max_response_body_bytes);
-      (void)h2_->consume(stream_id, data.bytes.size());
+      (void)h2_->consume(stream_id, data.bytes.size() + exchange.response_body().size());
       auto exchange_ptr = s.exchange;
       exchange.response_body().on_consumed = nullptr;
       s.exchange.reset();
       ctx_.registry.complete(*exchange_ptr);
       exchange_ptr->fail(DispatchFailure{502, "response-too-large"});
-      (void)h2_->reset_stream(stream_id, proto::kH2Cancel);
-      ctx_.metrics.resets_sent.Increment();
+      reset(stream_id, proto::kH2Cancel, /*agents_fault=*/false);
       return;
     }
     exchange.response_body().push(data.bytes);
@@ -516,9 +527,8 @@ void AgentSession::on_data(proto::H2Data& data) {
     ctx_.metrics.bytes_from_agent.Increment(static_cast<double>(data.bytes.size()));
     if (!s.bridge->on_agent_data(data.bytes)) {
       ctx_.logger->info("relay: session {}: bad frame on bridge {}; resetting", id_, s.bridge->exchange().bridge_id());
-      (void)h2_->consume(stream_id, data.bytes.size());
-      (void)h2_->reset_stream(stream_id, proto::kH2ProtocolError);
-      ctx_.metrics.resets_sent.Increment();
+      (void)h2_->consume(stream_id, s.bridge->take_all_credit());
+      reset(stream_id, proto::kH2ProtocolError, /*agents_fault=*/true);
       return;
     }
     if (data.end_stream) s.bridge->on_agent_end();
@@ -545,7 +555,7 @@ void AgentSession::on_closed(const proto::H2StreamClosed& closed) {
       if (closed.error_code == 0 && !closed.reset_by_peer) {
         s.exchange->envelope_complete = true;  // END_STREAM went out: delivered
         ctx_.metrics.bytes_to_agent.Increment(static_cast<double>(s.exchange->request_body().bytes_read()));
-      } else if (!s.exchange->envelope_complete && !s.exchange->is_done()) {
+      } else if (!s.exchange->envelope_complete && !s.exchange->is_done() && closed.reset_by_peer) {
         if (s.exchange->request_body().bytes_read() == 0) {
           ctx_.registry.redeliver(s.exchange);  // A11
         } else {
@@ -557,6 +567,8 @@ void AgentSession::on_closed(const proto::H2StreamClosed& closed) {
     case StreamKind::post:
       if (open_posts_ > 0) --open_posts_;
       if (s.exchange && s.exchange->response_body().end() == PipeEnd::open) {
+        // Unread bytes will be dropped: their window must reopen before the hook goes.
+        (void)h2_->consume(closed.stream_id, s.exchange->response_body().size());
         s.exchange->response_body().on_consumed = nullptr;
         ctx_.registry.complete(*s.exchange);
         s.exchange->fail(DispatchFailure{502, "post-reset"});
@@ -567,6 +579,7 @@ void AgentSession::on_closed(const proto::H2StreamClosed& closed) {
       ctx_.metrics.bridges_open.Decrement();
       if (s.exchange) {
         Exchange& exchange = *s.exchange;
+        if (s.bridge) (void)h2_->consume(closed.stream_id, s.bridge->take_all_credit());
         exchange.from_agent().on_consumed = nullptr;
         exchange.to_agent().on_readable = nullptr;
         if (closed.error_code != 0) {
@@ -633,6 +646,10 @@ asio::awaitable<void> AgentSession::handle_hello(std::int32_t stream_id, proto::
   if (closed_) co_return;
   if (!lookup->result || !*lookup->result) {
     refuse(503, "unavailable", "tunnel state unavailable; retry");
+    co_return;
+  }
+  if (draining_ || closing_ || ctx_.registry.draining()) {  // changed while the lookup ran
+    refuse(503, "draining", "relay is draining; reconnect");
     co_return;
   }
   auto& record = *lookup->result;
@@ -766,10 +783,22 @@ void AgentSession::deliver(const std::shared_ptr<Exchange>& exchange) {
   ctx_.metrics.intake("delivered").Increment();
   auto submitted = h2_->submit_response(stream_id, 200, to_h2(exchange->envelope), false);
   if (!submitted) {
-    // The stream died under us (reset in the same read): put the request back (A11).
-    ctx_.logger->debug("relay: session {}: envelope to stream {} failed: {}", id_, stream_id, submitted.error().detail);
     s.exchange.reset();
-    ctx_.registry.redeliver(exchange);
+    const auto kind = submitted.error().kind;
+    if (kind == proto::H2ErrorKind::unknown_stream || kind == proto::H2ErrorKind::session_closed) {
+      // The stream died under us (reset in the same read): put the request back (A11).
+      ctx_.logger->debug("relay: session {}: envelope to stream {} failed: {}", id_, stream_id,
+                         submitted.error().detail);
+      ctx_.registry.redeliver(exchange);
+      return;
+    }
+    // This agent cannot take this envelope (e.g. over its SETTINGS_MAX_HEADER_LIST_SIZE): trying
+    // the next intake would fail the same way and use them all up.
+    ctx_.logger->info("relay: session {}: envelope for {} refused: {}", id_, exchange->request_id(),
+                      submitted.error().detail);
+    reset(stream_id, proto::kH2InternalError, /*agents_fault=*/false);
+    ctx_.registry.complete(*exchange);
+    exchange->fail(DispatchFailure{502, "envelope-refused"});
     return;
   }
   s.envelope_sent = true;
@@ -792,8 +821,7 @@ void AgentSession::pump_intake(std::int32_t stream_id) {
     if (body.end() == PipeEnd::finished) {
       (void)h2_->end_stream(stream_id);
     } else if (body.end() == PipeEnd::aborted) {
-      (void)h2_->reset_stream(stream_id, proto::kH2Cancel);
-      ctx_.metrics.resets_sent.Increment();
+      reset(stream_id, proto::kH2Cancel, /*agents_fault=*/false);
     }
   }
   wake_writer();
@@ -850,6 +878,8 @@ void AgentSession::handle_post(std::int32_t stream_id, std::string_view request_
   StreamCtx& s = streams_[stream_id];
   s.kind = StreamKind::post;
   s.exchange = exchange;
+  exchange->post_session = weak_from_this();
+  exchange->post_stream = stream_id;
   ++open_posts_;
   if (!post->reason.empty()) {
     ctx_.logger->info("relay: tunnel {} request {}: agent answered {} ({})", tunnel_id_->to_string(), id, post->status,
@@ -934,8 +964,7 @@ void AgentSession::pump_bridge(std::int32_t stream_id) {
       (void)h2_->end_stream(stream_id);
       break;
     case BridgeStream::Pump::reset:
-      (void)h2_->reset_stream(stream_id, proto::kH2Cancel);
-      ctx_.metrics.resets_sent.Increment();
+      reset(stream_id, proto::kH2Cancel, /*agents_fault=*/false);
       break;
   }
   wake_writer();
@@ -945,13 +974,25 @@ void AgentSession::cancel_stream(std::int32_t stream_id) {
   if (closed_ || !h2_) return;
   auto it = streams_.find(stream_id);
   if (it == streams_.end()) return;
+  // The pipes are about to be aborted; their pumps must not answer the stream a second time.
+  if (it->second.exchange) {
+    it->second.exchange->request_body().on_readable = nullptr;
+    it->second.exchange->to_agent().on_readable = nullptr;
+  }
   if (it->second.kind == StreamKind::bridge && !it->second.replied) {
     // The CONNECT was never accepted: §4.8 says unknown or expired ids get 404.
     reply_json_detail(stream_id, 404, "bridge expired");
     return;
   }
-  (void)h2_->reset_stream(stream_id, proto::kH2Cancel);
-  ctx_.metrics.resets_sent.Increment();
+  reset(stream_id, proto::kH2Cancel, /*agents_fault=*/false);
+}
+
+void AgentSession::reset(std::int32_t stream_id, std::uint32_t code, bool agents_fault) {
+  if (!h2_) return;
+  if (h2_->reset_stream(stream_id, code)) {
+    ctx_.metrics.resets_sent.Increment();
+    if (!agents_fault) ++own_resets_;
+  }
   wake_writer();
 }
 

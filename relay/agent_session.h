@@ -135,6 +135,8 @@ class AgentSession : public std::enable_shared_from_this<AgentSession> {
   void maybe_finish_displaced();
   std::size_t active_work() const;
   void goaway_and_close(std::uint32_t code, std::string_view debug);
+  // RST_STREAM; agents_fault says whether it counts against the misbehaviour budget.
+  void reset(std::int32_t stream_id, std::uint32_t code, bool agents_fault);
   void end_session(std::string_view why);
 
   SessionContext& ctx_;
@@ -172,6 +174,7 @@ class AgentSession : public std::enable_shared_from_this<AgentSession> {
   // Misbehaviour accounting (relay.max_resets_per_minute): nghttp2 1.52 has no "glitch" limiter.
   std::chrono::steady_clock::time_point glitch_window_start_;
   std::uint64_t glitches_at_window_start_ = 0;
+  std::uint64_t own_resets_ = 0;  // RST_STREAMs the relay sent for its own reasons
   bool check_glitches();
 
   // Liveness.

@@ -64,6 +64,12 @@ std::size_t BridgeStream::take_credit() {
   return static_cast<std::size_t>(due);
 }
 
+std::size_t BridgeStream::take_all_credit() {
+  const std::uint64_t due = received_ - credited_;
+  credited_ = received_;
+  return static_cast<std::size_t>(due);
+}
+
 BridgeStream::Pump BridgeStream::pump(proto::H2Session& h2, std::int32_t stream_id) {
   BytePipe& in = exchange_->to_agent();
   for (;;) {

@@ -33,6 +33,9 @@ class BridgeStream {
   void on_agent_end();
   // Bytes to credit to the agent now (received, minus what still sits unread in the pipe).
   std::size_t take_credit();
+  // Everything received and not yet credited, whatever the pipe still holds: for a stream that has
+  // closed (nothing more can arrive, so memory stays bounded) — the connection window must reopen.
+  std::size_t take_all_credit();
   // Pending output to the agent (a PONG) that pump() should send.
   bool has_output() const { return staging_off_ < staging_.size(); }
 

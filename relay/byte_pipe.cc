@@ -31,9 +31,11 @@ std::size_t BytePipe::write_some(std::string_view bytes) {
 }
 
 void BytePipe::push(std::span<const std::uint8_t> bytes) {
-  if (end_ != PipeEnd::open || bytes.empty()) return;
+  if (bytes.empty()) return;
   total_written_ += bytes.size();
-  if (reader_closed_) {
+  // Dropped bytes count as consumed: whatever HTTP/2 window they arrived in must reopen, or a
+  // session loses its connection window one abandoned body at a time.
+  if (end_ != PipeEnd::open || reader_closed_) {
     if (on_consumed) on_consumed(bytes.size());
     return;
   }

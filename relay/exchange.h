@@ -123,6 +123,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   // Which session and stream currently carry it (for resets and session-loss accounting).
   std::weak_ptr<AgentSession> intake_session;
   std::int32_t intake_stream = 0;
+  std::weak_ptr<AgentSession> post_session;
+  std::int32_t post_stream = 0;
   std::weak_ptr<AgentSession> bridge_session;
   std::int32_t bridge_stream = 0;
   bool envelope_complete = false;          // END_STREAM went out on the intake (A11: delivered)

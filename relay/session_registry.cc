@@ -134,7 +134,12 @@ std::size_t SessionRegistry::outstanding_for(const AgentSession& session) const 
   if (it == routes_.end()) return 0;
   std::size_t n = 0;
   for (const auto& [id, exchange] : it->second.outstanding) {
-    if (exchange->intake_session.lock().get() == &session && !exchange->has_head()) ++n;
+    if (exchange->intake_session.lock().get() != &session) continue;
+    // Waiting for its post, or (ws) accepted and waiting for the bridge CONNECT that only this
+    // session can open: a GOAWAY now would make the agent unable to open it.
+    const bool awaiting_bridge = exchange->kind() == proto::RouteKind::ws_upgrade &&
+                                 exchange->state() == ExchangeState::answered && exchange->head_status() == 200;
+    if (!exchange->has_head() || awaiting_bridge) ++n;
   }
   return n;
 }
@@ -215,7 +220,9 @@ void SessionRegistry::remember(TunnelRoute& r, const std::string& request_id, Lo
 
 void SessionRegistry::redeliver(const std::shared_ptr<Exchange>& exchange) {
   TunnelRoute* r = find_route(exchange->call().tunnel_id);
-  if (!r || exchange->is_done()) return;
+  // Only a request still waiting for its answer goes back: one already answered or bridged (the
+  // agent may post before the intake's END_STREAM) must not be delivered twice.
+  if (!r || exchange->state() != ExchangeState::delivered) return;
   if (r->outstanding.erase(exchange->request_id())) metrics_.outstanding.Decrement();
   if (!exchange->bridge_id().empty()) r->bridges.erase(exchange->bridge_id());
   exchange->requeue();
@@ -245,6 +252,11 @@ void SessionRegistry::on_cancel(Exchange& exchange) {
   if (auto session = exchange.intake_session.lock(); session && exchange.intake_stream != 0 &&
                                                      !exchange.envelope_complete) {
     session->cancel_stream(exchange.intake_stream);
+  }
+  // A response body still arriving: stop the agent sending it (§4.7: "reads or resets the body").
+  if (auto session = exchange.post_session.lock(); session && exchange.post_stream != 0 &&
+                                                   exchange.response_body().end() == PipeEnd::open) {
+    session->cancel_stream(exchange.post_stream);
   }
   if (auto session = exchange.bridge_session.lock(); session && exchange.bridge_stream != 0) {
     session->cancel_stream(exchange.bridge_stream);

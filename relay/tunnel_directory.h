@@ -51,6 +51,7 @@ class TunnelDirectory {
   std::unordered_map<Uuid, Entry, UuidHash> entries_;
   std::size_t max_entries_ = 100000;
   bool outage_logged_ = false;
+  std::uint64_t invalidations_ = 0;  // bumped by every invalidate*(); see lookup()
   prometheus::Counter& hits_;
   prometheus::Counter& misses_;
   prometheus::Counter& stale_served_;

@@ -90,6 +90,19 @@ TEST(BytePipeTest, AbortDropsBufferedBytesAndCreditsThem) {
   EXPECT_EQ(pipe.end(), PipeEnd::aborted);
 }
 
+TEST(BytePipeTest, BytesPushedAfterTheEndAreCreditedNotKept) {
+  // A third party that left aborts the response body while the agent is still sending it: those
+  // bytes must reopen the window they arrived in, or the session's connection window shrinks.
+  asio::io_context io;
+  BytePipe pipe(io.get_executor(), 64);
+  std::size_t consumed = 0;
+  pipe.on_consumed = [&](std::size_t n) { consumed += n; };
+  pipe.abort();
+  pipe.push(bytes("0123456789"));
+  EXPECT_EQ(consumed, 10u);
+  EXPECT_EQ(pipe.size(), 0u);
+}
+
 TEST(BytePipeTest, ClosedReaderSwallowsWritesAndCreditsPushes) {
   asio::io_context io;
   BytePipe pipe(io.get_executor(), 4);
