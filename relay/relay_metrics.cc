@@ -44,12 +44,33 @@ RelayMetrics::RelayMetrics(prometheus::Registry& r)
       rejected_(family(r, "inkwire_relay_rejected_total", "Connections and streams refused by a limit, by reason")),
       intakes_(family(r, "inkwire_relay_intakes_total", "Intake streams by outcome")) {}
 
-prometheus::Counter& RelayMetrics::hello(const std::string& result) { return hello_.Add({{"result", result}}); }
-prometheus::Counter& RelayMetrics::request(const std::string& kind, int status) {
-  return requests_.Add({{"kind", kind}, {"status", std::to_string(status)}});
+prometheus::Counter& RelayMetrics::hello(const std::string& result) {
+  auto [it, inserted] = by_name_.try_emplace("h" + result, nullptr);
+  if (inserted) it->second = &hello_.Add({{"result", result}});
+  return *it->second;
 }
-prometheus::Counter& RelayMetrics::post(int status) { return posts_.Add({{"status", std::to_string(status)}}); }
-prometheus::Counter& RelayMetrics::rejected(const std::string& reason) { return rejected_.Add({{"reason", reason}}); }
-prometheus::Counter& RelayMetrics::intake(const std::string& outcome) { return intakes_.Add({{"outcome", outcome}}); }
+prometheus::Counter& RelayMetrics::request(const std::string& kind, int status) {
+  // Route kinds are a handful of fixed strings; their first letter and length tell them apart.
+  const std::uint64_t key = (1ull << 40) | (static_cast<std::uint64_t>(static_cast<unsigned char>(kind.empty() ? 0 : kind[0])) << 24) |
+                            (static_cast<std::uint64_t>(kind.size()) << 16) | static_cast<std::uint16_t>(status);
+  auto [it, inserted] = by_status_.try_emplace(key, nullptr);
+  if (inserted) it->second = &requests_.Add({{"kind", kind}, {"status", std::to_string(status)}});
+  return *it->second;
+}
+prometheus::Counter& RelayMetrics::post(int status) {
+  auto [it, inserted] = by_status_.try_emplace(static_cast<std::uint16_t>(status), nullptr);
+  if (inserted) it->second = &posts_.Add({{"status", std::to_string(status)}});
+  return *it->second;
+}
+prometheus::Counter& RelayMetrics::rejected(const std::string& reason) {
+  auto [it, inserted] = by_name_.try_emplace("r" + reason, nullptr);
+  if (inserted) it->second = &rejected_.Add({{"reason", reason}});
+  return *it->second;
+}
+prometheus::Counter& RelayMetrics::intake(const std::string& outcome) {
+  auto [it, inserted] = by_name_.try_emplace("i" + outcome, nullptr);
+  if (inserted) it->second = &intakes_.Add({{"outcome", outcome}});
+  return *it->second;
+}
 
 }  // namespace inkwire::relay

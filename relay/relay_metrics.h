@@ -1,6 +1,8 @@
 #pragma once
 // Everything an operator graphs about the relay (issue 3 "Metrics"). One object, registered once,
-// passed to the parts that count.
+// passed to the parts that count. The labelled counters are looked up once per label set and then
+// cached (Family::Add takes a lock and builds a label map), so the per-request cost is a hash
+// lookup; the cache is unsynchronised because the relay runs on one thread.
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -8,7 +10,9 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <cstdint>
 #include <string>
+#include <unordered_map>
 
 namespace inkwire::relay {
 
@@ -46,6 +50,8 @@ class RelayMetrics {
   prometheus::Family<prometheus::Counter>& posts_;
   prometheus::Family<prometheus::Counter>& rejected_;
   prometheus::Family<prometheus::Counter>& intakes_;
+  std::unordered_map<std::string, prometheus::Counter*> by_name_;      // hello, rejected, intake
+  std::unordered_map<std::uint64_t, prometheus::Counter*> by_status_;  // request, post
 };
 
 }  // namespace inkwire::relay
