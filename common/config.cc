@@ -423,12 +423,6 @@ ConfigError invalid(std::string_view key, const std::string& why) {
 
 std::string single_quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
 
-bool has_role(const Config& config, std::string_view role) {
-  for (const std::string& r : config.roles) {
-    if (r == role) return true;
-  }
-  return false;
-}
 
 std::optional<ConfigError> check_range(std::string_view key, std::int64_t value, std::int64_t min,
                                        std::int64_t max = std::numeric_limits<std::int64_t>::max()) {
@@ -554,7 +548,7 @@ std::optional<ConfigError> validate_controlplane(const Config& config) {
   if (!ca.cert_file.empty() && !ca.dir.empty()) {
     return invalid("ca.dir", "ca.dir (a generated CA) and ca.cert_file/ca.key_file (your own CA) are alternatives");
   }
-  if (!has_role(config, "controlplane")) return std::nullopt;
+  if (!config.has_role("controlplane")) return std::nullopt;
   if (config.database.url.empty()) {
     return invalid("database.url", "required when the controlplane role runs (INKWIRE_DATABASE_URL)");
   }
@@ -702,6 +696,13 @@ std::map<std::string, std::string> process_environment() {
     out.emplace(std::string(text.substr(0, eq)), std::string(text.substr(eq + 1)));
   }
   return out;
+}
+
+bool Config::has_role(std::string_view role) const {
+  for (const std::string& r : roles) {
+    if (r == role) return true;
+  }
+  return false;
 }
 
 std::vector<std::string> describe_config(const Config& config) {

@@ -3,6 +3,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -107,6 +108,7 @@ struct Config {
   RelayConfig relay;
   LogConfig log;
 
+  bool has_role(std::string_view role) const;
   // The data-plane host the Tunnel JSON reports as `zone`.
   const std::string& effective_data_plane_host() const { return data_plane_host.empty() ? zone : data_plane_host; }
 };

@@ -3,7 +3,6 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
-#include <algorithm>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -27,16 +26,8 @@ namespace inkwire {
 
 namespace asio = boost::asio;
 
-namespace {
-
-bool has_role(const Config& config, std::string_view role) {
-  return std::find(config.roles.begin(), config.roles.end(), role) != config.roles.end();
-}
-
-}  // namespace
-
 int run_serve(const Config& config) {
-  if (has_role(config, "edge")) {
+  if (config.has_role("edge")) {
     std::cerr << "inkwired: role 'edge' is not available in this build yet\n";
     return 1;
   }
@@ -55,7 +46,7 @@ int run_serve(const Config& config) {
   auto relay_work = asio::make_work_guard(relay_io);
 
   std::unique_ptr<controlplane::ControlPlane> control_plane;
-  if (has_role(config, "controlplane")) {
+  if (config.has_role("controlplane")) {
     control_plane = std::make_unique<controlplane::ControlPlane>(config, clock, random, registry, logger);
     if (auto ok = control_plane->start(io); !ok) {
       std::cerr << "inkwired: " << ok.error() << "\n";
@@ -66,7 +57,7 @@ int run_serve(const Config& config) {
                  control_plane->schema_version());
   }
   std::unique_ptr<relay::Relay> relay;
-  if (has_role(config, "relay")) {
+  if (config.has_role("relay")) {
     relay = std::make_unique<relay::Relay>(config, clock, random, *registry, logger);
     if (auto ok = relay->start(relay_io); !ok) {
       std::cerr << "inkwired: " << ok.error() << "\n";

@@ -40,17 +40,9 @@ bool equal_secret(std::string_view a, std::string_view b) {
   return a.size() == b.size() && constant_time_equal(as_bytes(a), as_bytes(b));
 }
 
-std::optional<int> parse_small_int(const std::string* text) {
-  if (!text || text->empty() || text->size() > 6) return std::nullopt;
-  int value = 0;
-  auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
-  if (ec != std::errc() || ptr != text->data() + text->size()) return std::nullopt;
-  return value;
-}
-
-// content-length as a number; nullopt when absent or not a plain decimal (nghttp2 has already
-// checked it against the DATA it carries).
-std::optional<std::uint64_t> parse_length(const std::string* text) {
+// A header value as a plain decimal (x-pool-size, x-pool-slot, content-length); nullopt when
+// absent or anything else. nghttp2 has already checked content-length against the DATA.
+std::optional<std::uint64_t> parse_decimal(const std::string* text) {
   if (!text || text->empty() || text->size() > 19) return std::nullopt;
   std::uint64_t value = 0;
   auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
@@ -685,7 +677,8 @@ asio::awaitable<void> AgentSession::handle_hello(std::int32_t stream_id, proto::
   ctx_.registry.count_organization(organization_id_, +1);
   counted_in_org_ = true;
   int pool = cfg.default_pool_size;
-  if (auto asked = parse_small_int(find_header(headers, control_header::kPoolSize))) pool = std::clamp(*asked, 1, 32);
+  if (auto asked = parse_decimal(find_header(headers, control_header::kPoolSize)))
+    pool = static_cast<int>(std::clamp<std::uint64_t>(*asked, 1, 32));
 
   boost::json::object body;
   body["owner_token"] = owner_token_;
@@ -728,7 +721,8 @@ void AgentSession::handle_intake(std::int32_t stream_id, const proto::H2Headers&
     reply(stream_id, 401, {}, {H2Header{std::string(proto::meta_header::kReason), "intake-superseded"}});
     return;
   }
-  const int slot = parse_small_int(find_header(headers, control_header::kPoolSlot)).value_or(-1);
+  const auto slot_value = parse_decimal(find_header(headers, control_header::kPoolSlot));
+  const int slot = slot_value && *slot_value < 1024 ? static_cast<int>(*slot_value) : -1;
   park(stream_id, slot);
 }
 
@@ -865,7 +859,7 @@ void AgentSession::handle_post(std::int32_t stream_id, std::string_view request_
   }
   auto exchange = *found;
   // A body announced over the cap fails cleanly (502) before the head goes to the third party.
-  if (auto length = parse_length(find_header(request.headers, "content-length"));
+  if (auto length = parse_decimal(find_header(request.headers, "content-length"));
       length && *length > ctx_.config.max_response_body_bytes) {
     ctx_.logger->info("relay: session {}: response post for {} announces more than {} bytes", id_, id,
                       ctx_.config.max_response_body_bytes);

@@ -47,7 +47,6 @@ struct SessionContext {
   SessionRegistry& registry;
   TunnelDirectory& directory;
   ConnectionFacts& facts;
-  const Clock& clock;
   RandomSource& random;
   RelayMetrics& metrics;
   Logger logger;

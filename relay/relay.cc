@@ -49,7 +49,7 @@ Expected<Unit, std::string> Relay::start(asio::io_context& io) {
   registry_ = std::make_unique<SessionRegistry>(executor_, config_.relay, random_, *metrics_, logger_);
   facts_ = std::make_unique<ConnectionFacts>(executor_, sessions_repo_, clock_, logger_);
   context_ = std::make_unique<SessionContext>(
-      SessionContext{config_.relay, *registry_, *directory_, *facts_, clock_, random_, *metrics_, logger_});
+      SessionContext{config_.relay, *registry_, *directory_, *facts_, random_, *metrics_, logger_});
 
   auto endpoint = parse_listen_address(config_.relay.listen);
   if (!endpoint) return unexpected(endpoint.error());

@@ -129,8 +129,6 @@ TestRelay::Session TestRelay::connect_and_park(const CreatedTunnel& tunnel, int 
   s.owner_token = hello->owner_token;
   for (int slot = 0; slot < intakes; ++slot) s.intakes.push_back(s.agent->open_intake(tunnel.id, s.owner_token, slot));
   // Parking is asynchronous: wait (bounded) until the relay counts them.
-  const double before = metric("inkwire_relay_parked_intakes");
-  (void)before;
   wait_for([&] { return metric("inkwire_relay_parked_intakes") >= intakes; }, std::chrono::seconds(5));
   return s;
 }
