@@ -41,7 +41,7 @@ auto* in_section(Config& config) {
 
 // The alternative held is the key's type; the index order matches type_name() below.
 using Binding = std::variant<std::string* (*)(Config&), int* (*)(Config&), std::uint64_t* (*)(Config&),
-                             std::int64_t* (*)(Config&), StringList* (*)(Config&)>;
+                             std::int64_t* (*)(Config&), StringList* (*)(Config&), bool* (*)(Config&)>;
 
 struct KeySpec {
   std::string_view name;  // dotted: "api.listen"
@@ -109,6 +109,39 @@ constexpr KeySpec kSchema[] = {
     {"relay.ping_timeout_seconds", INKWIRE_KEY(relay, RelayConfig, ping_timeout_seconds)},
     {"relay.drain_timeout_seconds", INKWIRE_KEY(relay, RelayConfig, drain_timeout_seconds)},
     {"relay.directory_cache_seconds", INKWIRE_KEY(relay, RelayConfig, directory_cache_seconds)},
+    {"edge.listen", INKWIRE_KEY(edge, EdgeConfig, listen)},
+    {"edge.http_listen", INKWIRE_KEY(edge, EdgeConfig, http_listen)},
+    {"edge.serve_plain_http", INKWIRE_KEY(edge, EdgeConfig, serve_plain_http)},
+    {"edge.public_https_port", INKWIRE_KEY(edge, EdgeConfig, public_https_port)},
+    {"edge.handshake_timeout_seconds", INKWIRE_KEY(edge, EdgeConfig, handshake_timeout_seconds)},
+    {"edge.max_client_hello_bytes", INKWIRE_KEY(edge, EdgeConfig, max_client_hello_bytes)},
+    {"edge.request_head_timeout_seconds", INKWIRE_KEY(edge, EdgeConfig, request_head_timeout_seconds)},
+    {"edge.idle_timeout_seconds", INKWIRE_KEY(edge, EdgeConfig, idle_timeout_seconds)},
+    {"edge.send_timeout_seconds", INKWIRE_KEY(edge, EdgeConfig, send_timeout_seconds)},
+    {"edge.min_body_bytes_per_second", INKWIRE_KEY(edge, EdgeConfig, min_body_bytes_per_second)},
+    {"edge.body_rate_window_seconds", INKWIRE_KEY(edge, EdgeConfig, body_rate_window_seconds)},
+    {"edge.max_connections", INKWIRE_KEY(edge, EdgeConfig, max_connections)},
+    {"edge.max_connections_per_ip", INKWIRE_KEY(edge, EdgeConfig, max_connections_per_ip)},
+    {"edge.max_request_body_bytes", INKWIRE_KEY(edge, EdgeConfig, max_request_body_bytes)},
+    {"edge.max_header_fields", INKWIRE_KEY(edge, EdgeConfig, max_header_fields)},
+    {"edge.max_header_bytes", INKWIRE_KEY(edge, EdgeConfig, max_header_bytes)},
+    {"edge.max_target_bytes", INKWIRE_KEY(edge, EdgeConfig, max_target_bytes)},
+    {"edge.force_identity_encoding", INKWIRE_KEY(edge, EdgeConfig, force_identity_encoding)},
+    {"edge.h2_max_concurrent_streams", INKWIRE_KEY(edge, EdgeConfig, h2_max_concurrent_streams)},
+    {"edge.h2_max_header_list_bytes", INKWIRE_KEY(edge, EdgeConfig, h2_max_header_list_bytes)},
+    {"edge.h2_header_table_bytes", INKWIRE_KEY(edge, EdgeConfig, h2_header_table_bytes)},
+    {"edge.h2_stream_window_bytes", INKWIRE_KEY(edge, EdgeConfig, h2_stream_window_bytes)},
+    {"edge.h2_max_continuations", INKWIRE_KEY(edge, EdgeConfig, h2_max_continuations)},
+    {"edge.h2_reset_burst", INKWIRE_KEY(edge, EdgeConfig, h2_reset_burst)},
+    {"edge.h2_reset_rate_per_second", INKWIRE_KEY(edge, EdgeConfig, h2_reset_rate_per_second)},
+    {"edge.h2_max_glitches_per_minute", INKWIRE_KEY(edge, EdgeConfig, h2_max_glitches_per_minute)},
+    {"edge.max_ws_message_bytes", INKWIRE_KEY(edge, EdgeConfig, max_ws_message_bytes)},
+    {"edge.ws_ping_interval_seconds", INKWIRE_KEY(edge, EdgeConfig, ws_ping_interval_seconds)},
+    {"edge.retry_after_seconds", INKWIRE_KEY(edge, EdgeConfig, retry_after_seconds)},
+    {"edge.cert_check_seconds", INKWIRE_KEY(edge, EdgeConfig, cert_check_seconds)},
+    {"edge.access_log", INKWIRE_KEY(edge, EdgeConfig, access_log)},
+    {"edge.metrics_max_tunnels", INKWIRE_KEY(edge, EdgeConfig, metrics_max_tunnels)},
+    {"edge.shutdown_grace_seconds", INKWIRE_KEY(edge, EdgeConfig, shutdown_grace_seconds)},
     {"log.level", INKWIRE_KEY(log, LogConfig, level)},
 };
 
@@ -132,7 +165,7 @@ bool is_section(std::string_view name) {
 }
 
 const char* type_name(const Binding& binding) {
-  static constexpr const char* kNames[] = {"string", "integer", "non-negative integer", "integer", "list of strings"};
+  static constexpr const char* kNames[] = {"string", "integer", "non-negative integer", "integer", "list of strings", "boolean"};
   static_assert(std::size(kNames) == std::variant_size_v<Binding>);
   return kNames[binding.index()];
 }
@@ -207,7 +240,18 @@ std::optional<std::string> assign_text(Config& config, const KeySpec& key, std::
     }
     case 2: return parse_integer(text, *std::get<2>(key.binding)(config));
     case 3: return parse_integer(text, *std::get<3>(key.binding)(config));
-    default: *std::get<4>(key.binding)(config) = split_list(text); return std::nullopt;
+    case 4: *std::get<4>(key.binding)(config) = split_list(text); return std::nullopt;
+    default: {
+      const std::string word = lowercase(trim(text));
+      if (word == "true" || word == "1" || word == "yes" || word == "on") {
+        *std::get<5>(key.binding)(config) = true;
+      } else if (word == "false" || word == "0" || word == "no" || word == "off") {
+        *std::get<5>(key.binding)(config) = false;
+      } else {
+        return "expected a boolean (true/false), got '" + std::string(text) + "'";
+      }
+      return std::nullopt;
+    }
   }
 }
 
@@ -251,6 +295,12 @@ std::optional<std::string> assign_node(Config& config, const KeySpec& key, const
       items.push_back(value->get());
     }
     *std::get<4>(key.binding)(config) = std::move(items);
+    return std::nullopt;
+  }
+  if (key.binding.index() == 5) {
+    const auto* value = node.as_boolean();
+    if (value == nullptr) return wrong_type;
+    *std::get<5>(key.binding)(config) = value->get();
     return std::nullopt;
   }
   const auto* integer = node.as_integer();
@@ -450,6 +500,11 @@ std::optional<ConfigError> validate_roles(const Config& config) {
       if (config.roles[j] == role) return invalid("roles", "role " + single_quoted(role) + " is listed twice");
     }
   }
+  // The edge hands requests to the relay in the same process; nodes that forward to each other
+  // come with scale-out.
+  if (config.has_role("edge") && !config.has_role("relay")) {
+    return invalid("roles", "the edge role needs the relay role in the same process");
+  }
   return std::nullopt;
 }
 
@@ -462,7 +517,13 @@ std::optional<ConfigError> validate_hosts(const Config& config) {
                                           " is not a host (DNS name or IP) with an optional :port (1-65535)");
   }
   if (auto error = check_listen("api.listen", config.api.listen)) return error;
-  if (auto error = check_listen("relay.listen", config.relay.listen)) return error;
+  if (!config.relay.listen.empty() || !config.has_role("edge")) {
+    if (auto error = check_listen("relay.listen", config.relay.listen)) return error;
+  }
+  if (auto error = check_listen("edge.listen", config.edge.listen)) return error;
+  if (!config.edge.http_listen.empty()) {
+    if (auto error = check_listen("edge.http_listen", config.edge.http_listen)) return error;
+  }
   if (!config.metrics.listen.empty()) {
     if (auto error = check_listen("metrics.listen", config.metrics.listen)) return error;
   }
@@ -525,6 +586,34 @@ std::optional<ConfigError> validate_limits(const Config& config) {
       check_range("relay.ping_timeout_seconds", config.relay.ping_timeout_seconds, 1),
       check_range("relay.drain_timeout_seconds", config.relay.drain_timeout_seconds, 0),
       check_range("relay.directory_cache_seconds", config.relay.directory_cache_seconds, 1),
+      check_range("edge.public_https_port", config.edge.public_https_port, 1, 65535),
+      check_range("edge.handshake_timeout_seconds", config.edge.handshake_timeout_seconds, 1),
+      check_range("edge.max_client_hello_bytes", as_signed(config.edge.max_client_hello_bytes), 512, 65536),
+      check_range("edge.request_head_timeout_seconds", config.edge.request_head_timeout_seconds, 1),
+      check_range("edge.idle_timeout_seconds", config.edge.idle_timeout_seconds, 1),
+      check_range("edge.send_timeout_seconds", config.edge.send_timeout_seconds, 1),
+      check_range("edge.min_body_bytes_per_second", as_signed(config.edge.min_body_bytes_per_second), 0),
+      check_range("edge.body_rate_window_seconds", config.edge.body_rate_window_seconds, 1),
+      check_range("edge.max_connections", config.edge.max_connections, 1),
+      check_range("edge.max_connections_per_ip", config.edge.max_connections_per_ip, 1),
+      check_range("edge.max_request_body_bytes", as_signed(config.edge.max_request_body_bytes), 0),
+      check_range("edge.max_header_fields", config.edge.max_header_fields, 1, 100),
+      check_range("edge.max_header_bytes", as_signed(config.edge.max_header_bytes), 1024, 32768),
+      check_range("edge.max_target_bytes", as_signed(config.edge.max_target_bytes), 256, 16384),
+      check_range("edge.h2_max_concurrent_streams", config.edge.h2_max_concurrent_streams, 1, 1000),
+      check_range("edge.h2_max_header_list_bytes", as_signed(config.edge.h2_max_header_list_bytes), 4096, 1 << 20),
+      check_range("edge.h2_header_table_bytes", as_signed(config.edge.h2_header_table_bytes), 0, 65536),
+      check_range("edge.h2_stream_window_bytes", as_signed(config.edge.h2_stream_window_bytes), 65535, 16777215),
+      check_range("edge.h2_max_continuations", config.edge.h2_max_continuations, 1, 1000),
+      check_range("edge.h2_reset_burst", config.edge.h2_reset_burst, 1),
+      check_range("edge.h2_reset_rate_per_second", config.edge.h2_reset_rate_per_second, 1),
+      check_range("edge.h2_max_glitches_per_minute", config.edge.h2_max_glitches_per_minute, 1),
+      check_range("edge.max_ws_message_bytes", as_signed(config.edge.max_ws_message_bytes), 1024, 1 << 30),
+      check_range("edge.ws_ping_interval_seconds", config.edge.ws_ping_interval_seconds, 0),
+      check_range("edge.retry_after_seconds", config.edge.retry_after_seconds, 0),
+      check_range("edge.cert_check_seconds", config.edge.cert_check_seconds, 0),
+      check_range("edge.metrics_max_tunnels", config.edge.metrics_max_tunnels, 0),
+      check_range("edge.shutdown_grace_seconds", config.edge.shutdown_grace_seconds, 0),
   };
   for (const auto& check : checks) {
     if (check) return check;
@@ -657,6 +746,7 @@ std::string render(Config& config, const KeySpec& key) {
     case 1: return std::to_string(*std::get<1>(key.binding)(config));
     case 2: return std::to_string(*std::get<2>(key.binding)(config));
     case 3: return std::to_string(*std::get<3>(key.binding)(config));
+    case 5: return *std::get<5>(key.binding)(config) ? "true" : "false";
     default: {
       std::string joined;
       for (const std::string& item : *std::get<4>(key.binding)(config)) {

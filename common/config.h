@@ -65,7 +65,9 @@ struct TlsConfig {
 
 // The agent data plane (PROTOCOL.md §4, §8). Durations are whole seconds unless the name says ms.
 struct RelayConfig {
-  std::string listen = "127.0.0.1:8443";  // TLS + HTTP/2 listener for agents (443 in production, A31)
+  // TLS + HTTP/2 listener for agents (443 in production, A31). "" = none: with the edge role the
+  // agents arrive through the edge's shared listener (edge.listen).
+  std::string listen = "127.0.0.1:8443";
   int default_pool_size = 4;              // hello's default_pool_size when the agent sends no x-pool-size (A5)
   int response_deadline_seconds = 30;     // hello's response_deadline_seconds (A7)
   int response_grace_seconds = 2;         // extra wait for a post before the relay answers 504 itself
@@ -91,6 +93,44 @@ struct RelayConfig {
   int directory_cache_seconds = 60;       // tunnel state kept between NOTIFY invalidations; stale copies serve through a DB outage
 };
 
+// The public edge (issue 4): the shared TLS listener (§8 A31), public HTTP/1.1, HTTP/2 and
+// WebSocket, SNI passthrough, and the plain-HTTP listener. Every limit faces the internet.
+struct EdgeConfig {
+  std::string listen = "127.0.0.1:8443";      // shared TLS listener: agents (no SNI / SNI = zone) and third parties
+  std::string http_listen = "127.0.0.1:8080";  // plain HTTP; "" = off
+  bool serve_plain_http = false;               // serve tunnels on http_listen instead of a 308 to HTTPS
+  int public_https_port = 443;                 // the port in 308 Location headers
+  int handshake_timeout_seconds = 10;          // accept to the end of the ClientHello and TLS handshake
+  std::uint64_t max_client_hello_bytes = 16384;  // ClientHello read before routing by SNI
+  int request_head_timeout_seconds = 10;       // first byte to the end of a request head (slowloris)
+  int idle_timeout_seconds = 60;               // keep-alive: between requests, and an h2 connection with no streams
+  int send_timeout_seconds = 30;               // a client that takes no bytes for this long is cut
+  std::uint64_t min_body_bytes_per_second = 1024;  // request bodies slower than this (over body_rate_window) are cut
+  int body_rate_window_seconds = 10;
+  int max_connections = 20000;                 // public connections on this node; more are closed at accept
+  int max_connections_per_ip = 256;            // per client address
+  std::uint64_t max_request_body_bytes = 33554432;  // 413 above (§4.6 rule 8)
+  int max_header_fields = 100;                 // forwarded fields; 431 above (§8 A14)
+  std::uint64_t max_header_bytes = 32768;      // forwarded header bytes; 431 above
+  std::uint64_t max_target_bytes = 8192;       // request target; 414 above
+  bool force_identity_encoding = true;         // send accept-encoding: identity to the agent (§8 A16)
+  int h2_max_concurrent_streams = 100;
+  std::uint64_t h2_max_header_list_bytes = 65536;  // inbound header block (HPACK-decoded) cap
+  std::uint64_t h2_header_table_bytes = 4096;       // HPACK dynamic table we let clients use
+  std::uint64_t h2_stream_window_bytes = 262144;    // upload window per stream
+  int h2_max_continuations = 8;
+  int h2_reset_burst = 1000;                   // RST_STREAM token bucket (Rapid Reset)
+  int h2_reset_rate_per_second = 33;
+  int h2_max_glitches_per_minute = 1000;       // rejected frames and resets a connection may cause; then GOAWAY
+  std::uint64_t max_ws_message_bytes = 16777216;  // one WebSocket message (1009 above, §4.8.2)
+  int ws_ping_interval_seconds = 30;           // edge PINGs to an idle third-party WebSocket; 0 = off
+  int retry_after_seconds = 5;                 // Retry-After on 503 overload
+  int cert_check_seconds = 5;                  // how often the certificate files are checked for changes
+  bool access_log = true;                      // one structured line per request
+  int metrics_max_tunnels = 1000;              // tunnels with their own metric labels; the rest count as "_other"
+  int shutdown_grace_seconds = 10;             // SIGTERM: in-flight requests may finish within this
+};
+
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error
 };
@@ -106,6 +146,7 @@ struct Config {
   CaConfig ca;
   TlsConfig tls;
   RelayConfig relay;
+  EdgeConfig edge;
   LogConfig log;
 
   bool has_role(std::string_view role) const;

@@ -222,9 +222,9 @@ TEST(ConfigTest, UnknownTopLevelKeyAndSectionAreNamed) {
     EXPECT_EQ(load_error(sources), "unknown configuration key 'zones' in " + file.path());
   }
   {
-    TempToml file("[edge]\nlisten = \"0.0.0.0:443\"\n");
+    TempToml file("[edge]\nlistens = \"0.0.0.0:443\"\n");
     sources.file = file.path();
-    EXPECT_EQ(load_error(sources), "unknown configuration key 'edge.listen' in " + file.path());
+    EXPECT_EQ(load_error(sources), "unknown configuration key 'edge.listens' in " + file.path());
   }
   {
     TempToml file("[nothing]\n");
@@ -518,7 +518,7 @@ TEST(ConfigTest, MaskDatabaseUrl) {
 TEST(ConfigTest, DescribeConfigListsEveryKeyAndHidesThePassword) {
   const Config c = load_ok_with({{"controlplane.reserved_names", "admin,www"}});
   const std::vector<std::string> lines = describe_config(c);
-  EXPECT_EQ(lines.size(), 57u);
+  EXPECT_EQ(lines.size(), 90u);
   bool saw_url = false;
   for (const std::string& line : lines) {
     EXPECT_THAT(line, Not(HasSubstr("s3cret-pw")));
@@ -576,6 +576,41 @@ TEST(ConfigTest, ProcessEnvironmentReadsEnviron) {
   const auto found = env.find("INKWIRE_CONFIG_TEST_PROBE");
   ASSERT_NE(found, env.end());
   EXPECT_EQ(found->second, "a=b");
+}
+
+
+TEST(ConfigTest, EdgeSectionBooleansAndRoleRules) {
+  TempToml file(R"(
+roles = ["relay", "edge"]
+[edge]
+listen = "0.0.0.0:443"
+http_listen = ""
+serve_plain_http = true
+max_connections_per_ip = 64
+)");
+  ConfigSources sources = minimal_sources();
+  sources.file = file.path();
+  const Config c = load_ok(sources);
+  EXPECT_EQ(c.edge.listen, "0.0.0.0:443");
+  EXPECT_EQ(c.edge.http_listen, "");
+  EXPECT_TRUE(c.edge.serve_plain_http);
+  EXPECT_TRUE(c.edge.force_identity_encoding);
+  EXPECT_EQ(c.edge.max_connections_per_ip, 64);
+
+  EXPECT_FALSE(load_ok_with({{"edge.access_log", "off"}}).edge.access_log);
+  EXPECT_TRUE(load_ok_with({{"edge.access_log", " TRUE "}}).edge.access_log);
+  EXPECT_THAT(load_error_with({{"edge.access_log", "maybe"}}), HasSubstr("expected a boolean"));
+  TempToml wrong("[edge]\nserve_plain_http = 1\n");
+  sources.file = wrong.path();
+  EXPECT_THAT(load_error(sources), HasSubstr("expected boolean, got integer"));
+
+  // The edge hands requests to a relay in the same process; with it, relay.listen may be empty.
+  EXPECT_THAT(load_error_with({{"roles", "edge"}}), HasSubstr("needs the relay role"));
+  EXPECT_EQ(load_ok_with({{"roles", "relay,edge"}, {"relay.listen", ""}}).relay.listen, "");
+  EXPECT_THAT(load_error_with({{"roles", "relay"}, {"relay.listen", ""}}), HasSubstr("relay.listen"));
+  EXPECT_THAT(load_error_with({{"edge.max_header_fields", "101"}}), HasSubstr("edge.max_header_fields"));
+  const std::vector<std::string> lines = describe_config(load_ok_with({}));
+  EXPECT_NE(std::find(lines.begin(), lines.end(), "edge.serve_plain_http = false"), lines.end());
 }
 
 }  // namespace
