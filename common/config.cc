@@ -521,6 +521,10 @@ std::optional<ConfigError> validate_hosts(const Config& config) {
     if (auto error = check_listen("relay.listen", config.relay.listen)) return error;
   }
   if (auto error = check_listen("edge.listen", config.edge.listen)) return error;
+  if (config.has_role("edge") && !config.relay.listen.empty() && config.relay.listen == config.edge.listen) {
+    return invalid("relay.listen", "is the same address as edge.listen; with the edge role set relay.listen = \"\" "
+                                   "(agents reach the relay through the edge's listener) or another address");
+  }
   if (!config.edge.http_listen.empty()) {
     if (auto error = check_listen("edge.http_listen", config.edge.http_listen)) return error;
   }

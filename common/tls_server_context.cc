@@ -61,6 +61,12 @@ Expected<SslCtxPtr, std::string> make_tls_server_context(const TlsServerOptions&
   if (!ctx) return unexpected("cannot create a TLS context: " + openssl_error());
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // TLS 1.2: forward-secret AEAD suites only (Mozilla's "intermediate" list); TLS 1.3 suites are
+  // all of that kind already, so OpenSSL's defaults stay.
+  SSL_CTX_set_cipher_list(ctx.get(),
+                          "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                          "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                          "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
   if (SSL_CTX_use_certificate_chain_file(ctx.get(), options.cert_chain_file.c_str()) != 1)
     return unexpected("cannot load the certificate chain " + options.cert_chain_file + ": " + openssl_error());
   if (SSL_CTX_use_PrivateKey_file(ctx.get(), options.key_file.c_str(), SSL_FILETYPE_PEM) != 1)

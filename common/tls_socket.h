@@ -1,4 +1,5 @@
 #pragma once
+#include "common/byte_stream.h"
 // A TLS connection driven by OpenSSL directly on a non-blocking TCP socket, awaited with Asio's
 // readiness waits. Unlike asio::ssl::stream, it keeps no buffers of its own (that stream holds two
 // 17 KiB buffers per connection): OpenSSL reads from the socket into its record buffer, released
@@ -25,7 +26,7 @@ typedef struct ssl_ctx_st SSL_CTX;
 
 namespace inkwire {
 
-class TlsSocket {
+class TlsSocket final : public ByteStream {
  public:
   // Server side. The socket is switched to non-blocking mode.
   TlsSocket(boost::asio::ip::tcp::socket socket, SSL_CTX* context);
@@ -35,15 +36,21 @@ class TlsSocket {
 
   boost::asio::awaitable<boost::system::error_code> handshake();
   // At least one byte, or an error: asio::error::eof for a clean close (close_notify or TCP FIN).
-  boost::asio::awaitable<std::pair<boost::system::error_code, std::size_t>> read_some(std::span<std::uint8_t> buffer);
-  boost::asio::awaitable<boost::system::error_code> write_all(std::string_view bytes);
+  boost::asio::awaitable<std::pair<boost::system::error_code, std::size_t>> read_some(
+      std::span<std::uint8_t> buffer) override;
+  boost::asio::awaitable<boost::system::error_code> write_all(std::string_view bytes) override;
   // Sends close_notify if the connection is up and nothing blocks it; never waits.
   void send_close_notify();
   // Half-close: FIN after whatever was written; reading stays possible (a lingering close).
   void shutdown_send();
+  // close_notify, then FIN (ByteStream).
+  void finish_sending() override {
+    send_close_notify();
+    shutdown_send();
+  }
   // Closes the TCP socket; pending waits complete with operation_aborted.
-  void close();
-  bool is_open() const { return socket_.is_open(); }
+  void close() override;
+  bool is_open() const override { return socket_.is_open(); }
   std::string_view alpn() const;
   boost::asio::any_io_executor get_executor() { return socket_.get_executor(); }
 

@@ -20,6 +20,7 @@
 #include "controlplane/api/http_server.h"
 #include "controlplane/api/router.h"
 #include "controlplane/control_plane.h"
+#include "edge/edge.h"
 #include "relay/relay.h"
 
 namespace inkwire {
@@ -27,10 +28,6 @@ namespace inkwire {
 namespace asio = boost::asio;
 
 int run_serve(const Config& config) {
-  if (config.has_role("edge")) {
-    std::cerr << "inkwired: role 'edge' is not available in this build yet\n";
-    return 1;
-  }
   auto logger = make_logger("inkwired", config.log.level);
   for (const auto& line : describe_config(config)) logger->info("config {}", line);
 
@@ -63,8 +60,32 @@ int run_serve(const Config& config) {
       std::cerr << "inkwired: " << ok.error() << "\n";
       return 1;
     }
-    logger->info("inkwired relay: agents on port {}", relay->port());
+    if (relay->port() != 0) logger->info("inkwired relay: agents on port {}", relay->port());
   }
+  // The edge shares the relay's thread: requests reach the relay's seam without a thread hop.
+  std::unique_ptr<edge::Edge> edge;
+  if (config.has_role("edge")) {
+    edge = std::make_unique<edge::Edge>(config, *relay, clock, *registry, logger);
+    if (auto ok = edge->start(relay_io); !ok) {
+      std::cerr << "inkwired: " << ok.error() << "\n";
+      return 1;
+    }
+    logger->info("inkwired edge: https port {} (agents and third parties, by SNI){}", edge->https_port(),
+                 edge->http_port() ? ", http port " + std::to_string(edge->http_port()) : "");
+  }
+  // SIGHUP: the edge reloads the zone certificate (it also notices changed files by itself).
+  asio::signal_set reload_signal(io, SIGHUP);
+  std::function<void()> wait_for_reload_signal = [&] {
+    reload_signal.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      if (edge) {
+        logger->info("SIGHUP: reloading the zone certificate");
+        edge->reload_certificates();
+      }
+      wait_for_reload_signal();
+    });
+  };
+  wait_for_reload_signal();
 
   // A node without the control plane still serves /metrics and /healthz for its operator.
   controlplane::Router metrics_router;
@@ -121,6 +142,7 @@ int run_serve(const Config& config) {
     if (ec) return;
     logger->info("signal {}: draining", signo);
     drain_signal.cancel();
+    reload_signal.cancel();
     if (control_plane) control_plane->stop();
     if (metrics_server) {
       metrics_server->stop();
@@ -128,6 +150,7 @@ int run_serve(const Config& config) {
     }
     if (relay) {
       asio::post(relay_io, [&] {
+        if (edge) edge->begin_drain();
         relay->begin_drain();
         asio::co_spawn(
             relay_io,
@@ -136,6 +159,18 @@ int run_serve(const Config& config) {
               // Sessions close themselves within the drain timeout plus the 1 s GOAWAY close.
               const auto deadline = std::chrono::steady_clock::now() +
                                     std::chrono::seconds(config.relay.drain_timeout_seconds + 2);
+              // Public requests in flight finish within edge.shutdown_grace_seconds.
+              const auto edge_deadline = std::chrono::steady_clock::now() +
+                                         std::chrono::seconds(config.edge.shutdown_grace_seconds);
+              while (edge && edge->open_connections() > 0 && std::chrono::steady_clock::now() < edge_deadline) {
+                timer.expires_after(std::chrono::milliseconds(50));
+                co_await timer.async_wait(asio::use_awaitable);
+              }
+              if (edge) {
+                if (edge->open_connections() > 0)
+                  logger->warn("closing {} public connection(s) that outlived the drain", edge->open_connections());
+                edge->close_all();
+              }
               while (relay->active_sessions() > 0 && std::chrono::steady_clock::now() < deadline) {
                 timer.expires_after(std::chrono::milliseconds(50));
                 co_await timer.async_wait(asio::use_awaitable);

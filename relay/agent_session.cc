@@ -859,8 +859,8 @@ void AgentSession::handle_post(std::int32_t stream_id, std::string_view request_
   }
   auto exchange = *found;
   // A body announced over the cap fails cleanly (502) before the head goes to the third party.
-  if (auto length = parse_decimal(find_header(request.headers, "content-length"));
-      length && *length > ctx_.config.max_response_body_bytes) {
+  const auto announced_length = parse_decimal(find_header(request.headers, "content-length"));
+  if (const auto& length = announced_length; length && *length > ctx_.config.max_response_body_bytes) {
     ctx_.logger->info("relay: session {}: response post for {} announces more than {} bytes", id_, id,
                       ctx_.config.max_response_body_bytes);
     ctx_.registry.complete(*exchange);
@@ -891,7 +891,10 @@ void AgentSession::handle_post(std::int32_t stream_id, std::string_view request_
       self->wake_writer();
     }
   };
-  exchange->set_head(ResponseHead{post->status, std::move(post->headers), std::move(post->reason)});
+  // nghttp2 holds the DATA to the announced content-length, so the edge can pass it on as is.
+  std::optional<std::uint64_t> body_length = announced_length;
+  if (!body_length && request.end_stream) body_length = 0;
+  exchange->set_head(ResponseHead{post->status, std::move(post->headers), std::move(post->reason), body_length});
   if (request.end_stream) {
     proto::H2Data empty;
     empty.stream_id = stream_id;

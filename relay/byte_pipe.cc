@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 namespace inkwire::relay {
@@ -53,6 +54,9 @@ asio::awaitable<bool> BytePipe::write(std::string_view bytes) {
     if (bytes.empty()) break;
     writer_wake_.expires_at(asio::steady_timer::time_point::max());
     co_await writer_wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+    // A wake-up and a cancellation of the awaiting coroutine (e.g. the losing side of `||`) both
+    // end the wait with operation_aborted; only the state tells them apart.
+    if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) co_return false;
   }
   co_return !reader_closed_;
 }
@@ -109,6 +113,9 @@ asio::awaitable<PipeRead> BytePipe::read(std::size_t max_bytes) {
     }
     reader_wake_.expires_at(asio::steady_timer::time_point::max());
     co_await reader_wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+    if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
+      co_return PipeRead{{}, PipeEnd::aborted};
+    }
   }
 }
 

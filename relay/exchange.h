@@ -45,6 +45,9 @@ struct ResponseHead {
   int status = 0;
   std::vector<proto::HeaderField> headers;
   std::string reason;  // inkbox-reason, for the log only
+  // The post's content-length (the SDKs always send one; nghttp2 holds the DATA to it), so the
+  // edge can send a content-length instead of chunking; nullopt when the agent sent none.
+  std::optional<std::uint64_t> body_length;
 };
 
 // The relay could not get an answer; `status` is what the third party gets.

@@ -37,13 +37,8 @@ Expected<Unit, std::string> Relay::start(asio::io_context& io) {
   if (config_.database.url.empty()) return unexpected("the relay role needs database.url (INKWIRE_DATABASE_URL)");
   if (config_.tls.cert_file.empty() || config_.tls.key_file.empty())
     return unexpected("the relay role needs tls.cert_file and tls.key_file (the zone's certificate)");
-  auto ctx = make_tls_server_context(TlsServerOptions{config_.tls.cert_file, config_.tls.key_file, {"h2"}});
+  auto ctx = make_relay_tls_context(config_.tls.cert_file, config_.tls.key_file);
   if (!ctx) return unexpected(ctx.error());
-  // Idle agents are the common case (10,000 per process is the bar): OpenSSL frees its record
-  // buffers between reads, and keeps no session cache (agents do not resume sessions).
-  SSL_CTX_set_mode(ctx->get(), SSL_MODE_RELEASE_BUFFERS);
-  SSL_CTX_set_session_cache_mode(ctx->get(), SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_num_tickets(ctx->get(), 0);
   tls_ = std::move(*ctx);
 
   registry_ = std::make_unique<SessionRegistry>(executor_, config_.relay, random_, *metrics_, logger_);
@@ -51,16 +46,19 @@ Expected<Unit, std::string> Relay::start(asio::io_context& io) {
   context_ = std::make_unique<SessionContext>(
       SessionContext{config_.relay, *registry_, *directory_, *facts_, random_, *metrics_, logger_});
 
-  auto endpoint = parse_listen_address(config_.relay.listen);
-  if (!endpoint) return unexpected(endpoint.error());
-  acceptor_.emplace(io);
-  boost::system::error_code ec;
-  acceptor_->open(endpoint->protocol(), ec);
-  if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor_->bind(*endpoint, ec);
-  if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return unexpected("cannot listen on " + config_.relay.listen + ": " + ec.message());
-  port_ = acceptor_->local_endpoint().port();
+  // With the edge role the agents arrive through the edge's shared listener (A31) and adopt().
+  if (!config_.relay.listen.empty()) {
+    auto endpoint = parse_listen_address(config_.relay.listen);
+    if (!endpoint) return unexpected(endpoint.error());
+    acceptor_.emplace(io);
+    boost::system::error_code ec;
+    acceptor_->open(endpoint->protocol(), ec);
+    if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_->bind(*endpoint, ec);
+    if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return unexpected("cannot listen on " + config_.relay.listen + ": " + ec.message());
+    port_ = acceptor_->local_endpoint().port();
+  }
 
   listener_ = std::make_unique<controlplane::PgListener>(
       config_.database.url,
@@ -72,13 +70,39 @@ Expected<Unit, std::string> Relay::start(asio::io_context& io) {
         } else {
           on_event(payload);
         }
+        if (event_observer_) event_observer_(channel, payload);
       },
-      [this] { directory_->invalidate_all(); }, logger_);
+      [this] {
+        directory_->invalidate_all();
+        if (event_observer_) event_observer_({}, {});
+      },
+      logger_);
   asio::co_spawn(executor_, listener_->run(), asio::detached);
   accepting_ = true;
-  asio::co_spawn(executor_, accept_loop(), asio::detached);
-  logger_->info("relay: listening on {} (port {})", config_.relay.listen, port_);
+  if (acceptor_) {
+    asio::co_spawn(executor_, accept_loop(), asio::detached);
+    logger_->info("relay: listening on {} (port {})", config_.relay.listen, port_);
+  } else {
+    logger_->info("relay: no listener of its own; agents arrive through the edge");
+  }
   return Unit{};
+}
+
+Expected<SslCtxPtr, std::string> Relay::make_relay_tls_context(const std::string& cert_file,
+                                                              const std::string& key_file) {
+  auto ctx = make_tls_server_context(TlsServerOptions{cert_file, key_file, {"h2"}});
+  if (!ctx) return unexpected(ctx.error());
+  // Idle agents are the common case (10,000 per process is the bar): OpenSSL frees its record
+  // buffers between reads, and keeps no session cache (agents do not resume sessions).
+  SSL_CTX_set_mode(ctx->get(), SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_session_cache_mode(ctx->get(), SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_num_tickets(ctx->get(), 0);
+  return std::move(*ctx);
+}
+
+void Relay::replace_tls_context(SslCtxPtr context) {
+  // Live sessions keep the context they started with (each SSL holds a reference to it).
+  if (context) tls_ = std::move(context);
 }
 
 asio::awaitable<void> Relay::accept_loop() {
@@ -90,27 +114,36 @@ asio::awaitable<void> Relay::accept_loop() {
       logger_->warn("relay: accept failed: {}", ec.message());
       continue;
     }
-    if (sessions_.size() >= static_cast<std::size_t>(config_.relay.max_sessions)) {
-      metrics_->rejected("max_sessions").Increment();
-      boost::system::error_code ignored;
-      socket.close(ignored);
-      continue;
-    }
-    boost::system::error_code pec;
-    const auto peer = socket.remote_endpoint(pec);
-    std::string ip = pec ? std::string() : peer.address().to_string();
-    socket.set_option(asio::ip::tcp::no_delay(true), pec);
-    const std::uint64_t id = next_session_id_++;
-    auto session = std::make_shared<AgentSession>(*context_, std::move(socket), tls_.get(), std::move(ip), id);
-    sessions_.emplace(id, session);
-    asio::co_spawn(
-        executor_,
-        [this, session, id]() -> asio::awaitable<void> {
-          co_await session->run();
-          sessions_.erase(id);
-        },
-        asio::detached);
+    adopt(std::move(socket));
   }
+}
+
+void Relay::adopt(asio::ip::tcp::socket socket) {
+  if (!accepting_ || !context_) {
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    return;
+  }
+  if (sessions_.size() >= static_cast<std::size_t>(config_.relay.max_sessions)) {
+    metrics_->rejected("max_sessions").Increment();
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    return;
+  }
+  boost::system::error_code pec;
+  const auto peer = socket.remote_endpoint(pec);
+  std::string ip = pec ? std::string() : peer.address().to_string();
+  socket.set_option(asio::ip::tcp::no_delay(true), pec);
+  const std::uint64_t id = next_session_id_++;
+  auto session = std::make_shared<AgentSession>(*context_, std::move(socket), tls_.get(), std::move(ip), id);
+  sessions_.emplace(id, session);
+  asio::co_spawn(
+      executor_,
+      [this, session, id]() -> asio::awaitable<void> {
+        co_await session->run();
+        sessions_.erase(id);
+      },
+      asio::detached);
 }
 
 void Relay::on_event(const std::string& payload) {

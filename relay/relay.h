@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,6 +44,21 @@ class Relay {
   Expected<Unit, std::string> start(boost::asio::io_context& io);
   unsigned short port() const { return port_; }
   boost::asio::any_io_executor executor() const { return executor_; }
+
+  // An agent's connection accepted by the edge's shared listener (§8 A31): the ClientHello was only
+  // peeked at, so the TLS handshake starts from the first byte. On the relay's executor.
+  void adopt(boost::asio::ip::tcp::socket socket);
+  // A reloaded certificate (the edge's CertificateStore): new sessions use it.
+  void replace_tls_context(SslCtxPtr context);
+  static Expected<SslCtxPtr, std::string> make_relay_tls_context(const std::string& cert_file,
+                                                                 const std::string& key_file);
+  // Every control-plane notification after the relay has acted on it (the edge keeps its own
+  // name cache); an empty channel means "events may have been missed, forget everything".
+  void set_event_observer(std::function<void(const std::string& channel, const std::string& payload)> observer) {
+    event_observer_ = std::move(observer);
+  }
+  const Config& config() const { return config_; }
+  controlplane::PgSessionRepository& sessions_repository() { return sessions_repo_; }
 
   // The seam (edge side): see SessionRegistry::dispatch and Exchange.
   SessionRegistry& registry() { return *registry_; }
@@ -81,6 +97,7 @@ class Relay {
   bool accepting_ = false;
   std::uint64_t next_session_id_ = 1;
   std::unordered_map<std::uint64_t, std::weak_ptr<AgentSession>> sessions_;
+  std::function<void(const std::string&, const std::string&)> event_observer_;
 };
 
 }  // namespace inkwire::relay

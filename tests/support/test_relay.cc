@@ -54,7 +54,8 @@ TestRelay::TestRelay(TestControlPlane& control_plane, const std::function<void(C
   ca_config.dir = dir_ + "/ca";
   auto ca = controlplane::CertificateAuthority::open(ca_config, system_clock);
   if (!ca) throw std::runtime_error("cannot open the test CA: " + ca.error());
-  auto pair = (*ca)->issue_server_certificate({"localhost"}, {"127.0.0.1"}, 2);
+  // The zone names too, for tests that run the edge beside the relay (TestRelay::with_edge).
+  auto pair = (*ca)->issue_server_certificate({"localhost", config_.zone, "*." + config_.zone}, {"127.0.0.1"}, 2);
   if (!pair) throw std::runtime_error("cannot issue the relay certificate: " + pair.error());
   write_file(dir_ + "/server.pem", pair->cert_pem + (*ca)->ca_pem());
   write_file(dir_ + "/server.key", pair->key_pem);
@@ -70,11 +71,28 @@ TestRelay::TestRelay(TestControlPlane& control_plane, const std::function<void(C
   relay_ = std::make_unique<relay::Relay>(config_, control_plane.clock(), random_, *registry_,
                                           make_logger("relay", std::getenv("INKWIRE_TEST_LOG") ? "debug" : "warn"));
   if (auto ok = relay_->start(io_); !ok) throw std::runtime_error(ok.error());
+  if (config_.has_role("edge")) {
+    edge_ = std::make_unique<edge::Edge>(config_, *relay_, control_plane.clock(), *registry_,
+                                         make_logger("edge", std::getenv("INKWIRE_TEST_LOG") ? "debug" : "warn"));
+    if (auto ok = edge_->start(io_); !ok) throw std::runtime_error(ok.error());
+  }
   thread_ = std::thread([this] { io_.run(); });
+}
+
+void TestRelay::with_edge(Config& config) {
+  config.roles = {"relay", "edge"};
+  config.relay.listen = "";
+  config.edge.listen = "127.0.0.1:0";
+  config.edge.http_listen = "127.0.0.1:0";
+  config.edge.cert_check_seconds = 0;
 }
 
 TestRelay::~TestRelay() {
   asio::post(io_, [this] {
+    if (edge_) {
+      edge_->begin_drain();
+      edge_->close_all();
+    }
     relay_->begin_drain();
     relay_->close_all();
   });
@@ -82,10 +100,11 @@ TestRelay::~TestRelay() {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!io_.stopped() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    if (relay_->active_sessions() == 0) break;
+    if (relay_->active_sessions() == 0 && (!edge_ || edge_->open_connections() == 0)) break;
   }
   io_.stop();
   thread_.join();
+  edge_.reset();
   relay_.reset();
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
@@ -105,7 +124,7 @@ CreatedTunnel TestRelay::create_tunnel(const std::string& name, const std::strin
 
 AgentOptions TestRelay::agent_options() const {
   AgentOptions options;
-  options.port = relay_->port();
+  options.port = port();
   options.ca_file = ca_file_;
   return options;
 }

@@ -1,4 +1,5 @@
 #pragma once
+#include "edge/edge.h"
 // The relay role in-process on 127.0.0.1 port 0, beside a TestControlPlane (same database, same
 // FakeClock), with a server certificate for 127.0.0.1/localhost issued by the control plane's CA.
 // Tests play the edge through the seam (SessionRegistry::dispatch + Exchange) with `call()`, and
@@ -51,7 +52,13 @@ class TestRelay {
   explicit TestRelay(TestControlPlane& control_plane, const std::function<void(Config&)>& adjust = {});
   ~TestRelay();
 
-  unsigned short port() const { return relay_->port(); }
+  // Where agents dial: the relay's listener, or the edge's shared one (with_edge).
+  unsigned short port() const { return relay_->port() ? relay_->port() : edge_->https_port(); }
+  unsigned short https_port() const { return edge_ ? edge_->https_port() : 0; }
+  unsigned short http_port() const { return edge_ ? edge_->http_port() : 0; }
+  edge::Edge* edge() { return edge_.get(); }
+  // An `adjust` for the constructor: the edge in the same process, agents on its shared listener.
+  static void with_edge(Config& config);
   const std::string& ca_file() const { return ca_file_; }
   relay::Relay& relay() { return *relay_; }
   prometheus::Registry& registry() { return *registry_; }
@@ -98,6 +105,7 @@ class TestRelay {
   std::string ca_file_;
   boost::asio::io_context io_;
   std::unique_ptr<relay::Relay> relay_;
+  std::unique_ptr<edge::Edge> edge_;
   std::thread thread_;
 };
 

@@ -29,6 +29,8 @@ class PgSessionRepository {
 
   // nullopt for an unknown, finalised or expired (past its grace window) tunnel: all answered 401.
   boost::asio::awaitable<Expected<std::optional<HelloRecord>, DbError>> lookup_for_hello(Uuid id, Timestamp now);
+  // The edge's lookup of a public name ({name}.{zone}); the same visibility rules, no secret hash.
+  boost::asio::awaitable<Expected<std::optional<HelloRecord>, DbError>> lookup_by_name(std::string name, Timestamp now);
   // At a successful hello.
   boost::asio::awaitable<Expected<Unit, DbError>> mark_connected(Uuid id, std::string ip, Timestamp now);
   // When the tunnel's last session on this node ends.
