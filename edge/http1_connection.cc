@@ -4,6 +4,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
@@ -177,6 +178,9 @@ asio::awaitable<Http1Connection::Outcome> Http1Connection::handle_request(std::s
   Request request;
   request.head.assign(in_.data() + in_off_, head_size);
   in_off_ += head_size;
+  // The head is in: from here on the client waits for us (the relay's deadlines bound that), or
+  // sends a body under the minimum-rate rule.
+  watchdog_.clear();
   auto checked = proto::check_request_head(request.head);
   if (!checked) {
     const int status = checked.error().status;
@@ -543,88 +547,140 @@ asio::awaitable<Http1Connection::Outcome> Http1Connection::run_websocket(Request
   proto::PublicWebSocketLimits limits;
   limits.max_message_bytes = ctx_.config.max_ws_message_bytes;
   limits.max_frame_payload = ctx_.config.max_ws_message_bytes;
-  proto::PublicWebSocket ws(limits);
+  ws_ = std::make_unique<proto::PublicWebSocket>(limits);
+  auto executor = co_await asio::this_coro::executor;
+  ws_wake_ = std::make_unique<asio::steady_timer>(executor);
+  reader_wake_ = std::make_unique<asio::steady_timer>(executor);
   // Frames the client sent right behind its handshake.
   if (in_off_ < in_.size()) {
-    ws.feed_from_client(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(in_.data()) + in_off_,
-                                                      in_.size() - in_off_));
-    request.bytes_in += in_.size() - in_off_;
-    in_off_ = in_.size();
-  }
-  co_await (websocket_from_client(request, *exchange, ws) || websocket_to_client(request, *exchange, ws));
-  // One side is done. Whatever the other still has to say is flushed, then the bridge ends: the
-  // agent gets its close message (1001 when the client just went away) and END_STREAM.
-  if (client_read_failed_ && !ws.client_close_received()) ws.client_gone();
-  co_await flush_websocket(request, *exchange, ws);
-  exchange->to_agent().finish();
-  // Our CLOSE went out and the client has not answered: give it a moment, then close the TCP.
-  if (ws.client_close_sent() && !ws.client_close_received() && !closed_) {
-    watchdog_.set(kWebSocketCloseWait, "ws_close");
-    while (!closed_ && !ws.client_close_received() && co_await read_more()) {
-      ws.feed_from_client(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(in_.data()) + in_off_,
+    ws_->feed_from_client(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(in_.data()) + in_off_,
                                                         in_.size() - in_off_));
-      in_off_ = in_.size();
-    }
-    watchdog_.clear();
+    request.bytes_in += in_.size() - in_off_;
   }
+  in_.clear();
+  in_off_ = 0;
+  last_client_bytes_ = SteadyClock::now();
+  exchange->from_agent().on_readable = [weak = weak_from_this()] {
+    if (auto self = weak.lock(); self && self->ws_wake_) self->ws_wake_->cancel();
+  };
+  exchange->to_agent().on_writable = [weak = weak_from_this()] {
+    if (auto self = weak.lock(); self && self->ws_wake_) self->ws_wake_->cancel();
+  };
+  asio::co_spawn(executor, [self = shared_from_this()] { return self->websocket_reader(); }, asio::detached);
+  co_await websocket_loop(request, *exchange);
+  ws_done_ = true;
+  reader_wake_->cancel();
+  exchange->from_agent().on_readable = nullptr;
+  exchange->to_agent().on_writable = nullptr;
   series.websockets_open->Decrement();
   finish(request);
   co_return Outcome::close;
 }
 
-asio::awaitable<bool> Http1Connection::flush_websocket(Request& request, relay::Exchange& exchange,
-                                                       proto::PublicWebSocket& ws) {
-  if (ws.pending_to_agent() > 0) {
-    std::string bytes = ws.take_to_agent();
-    if (!co_await exchange.to_agent().write(bytes)) co_return false;
-  }
-  // Two directions share the connection: whichever finds no write in progress does the writing;
-  // the other leaves its bytes in the codec for it.
-  while (ws.pending_to_client() > 0 && !writing_ && !closed_) {
-    std::string bytes = ws.take_to_client();
-    request.bytes_out += bytes.size();
-    if (!co_await write(bytes)) co_return false;
-  }
-  co_return !closed_;
-}
-
-asio::awaitable<void> Http1Connection::websocket_from_client(Request& request, relay::Exchange& exchange,
-                                                             proto::PublicWebSocket& ws) {
-  while (!closed_) {
-    if (!co_await flush_websocket(request, exchange, ws)) co_return;
-    if (ws.client_close_received() || client_read_failed_ || ws.finished()) co_return;
+asio::awaitable<void> Http1Connection::websocket_reader() {
+  // Bounded by the agent's pace: while the codec holds this much for the agent, stop reading.
+  const std::size_t pause_above = 4 * kBodyChunk;
+  while (!closed_ && !ws_done_) {
+    if (ws_->pending_to_agent() + ws_to_agent_.size() > pause_above) {
+      reader_wake_->expires_at(SteadyClock::time_point::max());
+      co_await reader_wake_->async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
     in_.clear();
     in_off_ = 0;
-    if (!co_await read_more()) {
-      // Cancelled because the agent's side ended first is not the client going away.
-      if ((co_await asio::this_coro::cancellation_state).cancelled() == asio::cancellation_type::none) {
-        client_read_failed_ = true;
-      }
-      co_return;
+    const bool got = co_await read_more();
+    if (ws_done_) break;
+    if (!got) {
+      client_read_failed_ = true;
+      ws_wake_->cancel();
+      break;
     }
-    request.bytes_in += in_.size();
-    ws.feed_from_client(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(in_.data()), in_.size()));
-    in_off_ = in_.size();
+    last_client_bytes_ = SteadyClock::now();
+    ws_->feed_from_client(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(in_.data()), in_.size()));
+    ws_bytes_in_ += in_.size();
+    ws_wake_->cancel();
+    if (ws_->client_close_received()) break;
   }
 }
 
-asio::awaitable<void> Http1Connection::websocket_to_client(Request& request, relay::Exchange& exchange,
-                                                           proto::PublicWebSocket& ws) {
+asio::awaitable<void> Http1Connection::websocket_loop(Request& request, relay::Exchange& exchange) {
+  proto::PublicWebSocket& ws = *ws_;
+  const auto interval = std::chrono::seconds(ctx_.config.ws_ping_interval_seconds);
+  auto next_ping = interval.count() > 0 ? SteadyClock::now() + interval : SteadyClock::time_point::max();
+  std::optional<SteadyClock::time_point> close_wait_until;
   while (!closed_) {
-    if (!co_await flush_websocket(request, exchange, ws)) co_return;
-    if (ws.agent_ended() || ws.finished()) co_return;
-    relay::PipeRead piece = co_await exchange.from_agent().read(kBodyChunk);
-    // The client's side ended first and this read was cancelled: nothing came from the agent.
-    if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) co_return;
-    if (!piece.bytes.empty()) {
-      ws.feed_from_agent(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(piece.bytes.data()),
-                                                       piece.bytes.size()));
-    } else if (piece.end == relay::PipeEnd::finished) {
-      ws.agent_finished(exchange.agent_close_code());
-    } else if (piece.end == relay::PipeEnd::aborted) {
-      ws.agent_failed();
+    // Client gone (EOF, reset, keepalive silence): the agent hears 1001 (client_gone).
+    if (client_read_failed_ && !ws.client_close_received() && !ws.agent_ended()) ws.client_gone();
+    // Agent → client.
+    while (exchange.from_agent().size() > 0 || (exchange.from_agent().at_end() && !ws.agent_ended())) {
+      relay::PipeRead piece = co_await exchange.from_agent().read(kBodyChunk);
+      if (!piece.bytes.empty()) {
+        ws.feed_from_agent(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(piece.bytes.data()),
+                                                         piece.bytes.size()));
+      } else if (piece.end == relay::PipeEnd::finished) {
+        ws.agent_finished(exchange.agent_close_code());
+      } else {
+        ws.agent_failed();
+      }
+      if (ws.pending_to_client() >= kBodyChunk) break;
     }
+    // Client → agent: the pipe takes what fits; the rest waits here for on_writable (never a
+    // blocking write: an agent blocked on its own writes to us would deadlock with it).
+    if (ws.pending_to_agent() > 0) ws_to_agent_ += ws.take_to_agent();
+    if (!ws_to_agent_.empty()) {
+      if (exchange.to_agent().reader_closed() || exchange.is_done()) {
+        ws_to_agent_.clear();  // the bridge is gone; nothing more can reach the agent
+      } else {
+        ws_to_agent_.erase(0, exchange.to_agent().write_some(ws_to_agent_));
+      }
+      reader_wake_->cancel();
+    }
+    if (ws.pending_to_client() > 0) {
+      const std::string bytes = ws.take_to_client();
+      request.bytes_out += bytes.size();
+      if (!co_await write(bytes)) break;
+    }
+    // Done: both directions closed, or the client is gone and the agent has been told.
+    if (ws.finished()) break;
+    if (client_read_failed_ && (ws.agent_close_sent() || ws.agent_ended())) break;
+    if (ws.agent_ended() && ws.client_close_sent() && !ws.client_close_received()) {
+      // Our CLOSE went out: the client has a moment to answer before the TCP connection closes.
+      if (!close_wait_until) close_wait_until = SteadyClock::now() + kWebSocketCloseWait;
+      if (SteadyClock::now() >= *close_wait_until) break;
+    }
+    if (exchange.from_agent().size() > 0 || (exchange.from_agent().at_end() && !ws.agent_ended())) continue;
+    if ((ws.pending_to_agent() > 0 || !ws_to_agent_.empty()) && exchange.to_agent().room() > 0) continue;
+    // Keepalive: a PING after a quiet interval; silence for two intervals means the client is gone.
+    const auto now = SteadyClock::now();
+    if (now >= next_ping) {
+      if (now - last_client_bytes_ >= 2 * interval) {
+        ctx_.metrics.timeout("ws_ping").Increment();
+        client_read_failed_ = true;
+        continue;
+      }
+      if (now - last_client_bytes_ >= interval) {
+        static constexpr std::uint8_t kPayload[] = {'i', 'n', 'k', 'w', 'i', 'r', 'e'};
+        ws.send_ping(kPayload);
+      }
+      next_ping = now + interval;
+      continue;
+    }
+    auto wake_at = next_ping;
+    if (close_wait_until) wake_at = std::min(wake_at, *close_wait_until);
+    ws_wake_->expires_at(wake_at);
+    co_await ws_wake_->async_wait(asio::as_tuple(asio::use_awaitable));
   }
+  request.bytes_in += ws_bytes_in_;
+  // The agent's side ends with END_STREAM after whatever close message went to it.
+  // Whatever is still owed to the agent (at most the reader's pause threshold plus a close
+  // message) goes in past the pipe's cap rather than being lost.
+  ws_to_agent_ += ws.take_to_agent();
+  if (!ws_to_agent_.empty() && !exchange.to_agent().reader_closed()) {
+    exchange.to_agent().push(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(ws_to_agent_.data()),
+                                                           ws_to_agent_.size()));
+  }
+  ws_to_agent_.clear();
+  exchange.to_agent().finish();
 }
 
 }  // namespace inkwire::edge

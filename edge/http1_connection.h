@@ -9,6 +9,7 @@
 // between requests, a minimum body rate, a send deadline for clients that stop reading, the
 // strict head checks of proto/http1_request_head (smuggling), and Beast's limits for the rest.
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <string>
 
@@ -46,11 +47,10 @@ class Http1Connection final : public PublicConnection, public std::enable_shared
   boost::asio::awaitable<Outcome> send_response(Request& request, relay::Exchange& exchange, relay::ResponseHead head);
   boost::asio::awaitable<Outcome> run_websocket(Request& request, std::shared_ptr<relay::Exchange> exchange,
                                                 relay::ResponseHead head);
-  boost::asio::awaitable<void> websocket_from_client(Request& request, relay::Exchange& exchange,
-                                                     proto::PublicWebSocket& ws);
-  boost::asio::awaitable<void> websocket_to_client(Request& request, relay::Exchange& exchange,
-                                                   proto::PublicWebSocket& ws);
-  boost::asio::awaitable<bool> flush_websocket(Request& request, relay::Exchange& exchange, proto::PublicWebSocket& ws);
+  // The WebSocket after the 101: this coroutine is the only writer (to the client and to the
+  // agent's pipe); websocket_reader() only reads the client and feeds the codec.
+  boost::asio::awaitable<void> websocket_loop(Request& request, relay::Exchange& exchange);
+  boost::asio::awaitable<void> websocket_reader();
   boost::asio::awaitable<Outcome> send_error(Request& request, const EdgeError& error, bool keep_alive);
   boost::asio::awaitable<Outcome> send_redirect(Request& request);
   boost::asio::awaitable<bool> write(std::string_view bytes);
@@ -69,7 +69,15 @@ class Http1Connection final : public PublicConnection, public std::enable_shared
   bool closed_ = false;
   bool draining_ = false;
   bool idle_ = false;         // between requests, no byte of the next one read yet
-  bool client_read_failed_ = false;  // WebSocket: the client's side ended without a CLOSE
+  // WebSocket state, shared by websocket_loop() and websocket_reader() (same executor).
+  std::unique_ptr<proto::PublicWebSocket> ws_;
+  std::unique_ptr<boost::asio::steady_timer> ws_wake_;    // wakes the loop
+  std::unique_ptr<boost::asio::steady_timer> reader_wake_;  // wakes a reader paused for backpressure
+  bool ws_done_ = false;
+  std::uint64_t ws_bytes_in_ = 0;
+  std::string ws_to_agent_;  // codec output the agent's pipe had no room for yet
+  bool client_read_failed_ = false;  // the client's side ended without a CLOSE
+  std::chrono::steady_clock::time_point last_client_bytes_;  // keepalive
   bool writing_ = false;      // a write is in progress (WebSocket: two directions share the stream)
 };
 

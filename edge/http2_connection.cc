@@ -96,6 +96,10 @@ asio::awaitable<void> Http2Connection::run() {
   settings.initial_window_size = static_cast<std::uint32_t>(ctx_.config.h2_stream_window_bytes);
   settings.max_header_list_size = static_cast<std::uint32_t>(ctx_.config.h2_max_header_list_bytes);
   settings.enable_connect_protocol = true;
+  settings.header_table_size = static_cast<std::uint32_t>(ctx_.config.h2_header_table_bytes);
+  // Uploads on several streams share the connection window: room for four full stream windows.
+  settings.connection_window = static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(4 * ctx_.config.h2_stream_window_bytes, 16 * 1024 * 1024));
   settings.reset_burst = static_cast<std::uint64_t>(ctx_.config.h2_reset_burst);
   settings.reset_rate_per_second = static_cast<std::uint64_t>(ctx_.config.h2_reset_rate_per_second);
   settings.max_continuations = static_cast<std::size_t>(ctx_.config.h2_max_continuations);

@@ -123,6 +123,9 @@ Expected<Unit, H2Error> H2Session::init() {
   iv.push_back({NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings_.initial_window_size});
   iv.push_back({NGHTTP2_SETTINGS_MAX_FRAME_SIZE, settings_.max_frame_size});
   iv.push_back({NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, settings_.max_header_list_size});
+  if (settings_.header_table_size != 4096) {
+    iv.push_back({NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, settings_.header_table_size});
+  }
   if (role_ == Role::server && settings_.enable_connect_protocol) {
     iv.push_back({NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1});
   }

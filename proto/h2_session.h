@@ -47,6 +47,8 @@ struct H2Settings {
   // Also enforced on inbound header blocks (name + value + 32 per field).
   uint32_t max_header_list_size = 65536;
   bool enable_connect_protocol = true;  // SETTINGS 0x8 = 1; sent by the server role only
+  // SETTINGS_HEADER_TABLE_SIZE: the HPACK dynamic table the peer's encoder may make us keep.
+  uint32_t header_table_size = 4096;
   // Extra connection-level credit granted at start (WINDOW_UPDATE on stream 0); at most 16 MiB.
   uint32_t connection_window = 0;
   // Client role: how many concurrent streams to assume before the server's SETTINGS arrive

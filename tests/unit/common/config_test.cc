@@ -158,6 +158,12 @@ cert_file = "/etc/inkwire/ca.pem"
 key_file = "/etc/inkwire/ca.key"
 leaf_days = 30
 
+[relay]
+listen = ""
+
+[edge]
+listen = "0.0.0.0:443"
+
 [log]
 level = "debug"
 )");
@@ -358,7 +364,9 @@ TEST(ConfigTest, BadIntegerInSetNamesTheKey) {
 }
 
 TEST(ConfigTest, ListsAreCommaSeparatedAndTrimmed) {
-  Config c = load_ok_with({{"roles", " controlplane , relay,edge, "}, {"controlplane.reserved_names", "A, b ,C"}});
+  Config c = load_ok_with({{"roles", " controlplane , relay,edge, "},
+                           {"relay.listen", ""},
+                           {"controlplane.reserved_names", "A, b ,C"}});
   EXPECT_EQ(c.roles, (std::vector<std::string>{"controlplane", "relay", "edge"}));
   EXPECT_EQ(c.controlplane.reserved_names, (std::vector<std::string>{"a", "b", "c"}));
   c = load_ok_with({{"controlplane.reserved_prefixes", ""}});
@@ -468,6 +476,7 @@ TEST(ConfigTest, LongZoneLabelsAndNamesAreRefused) {
 TEST(ConfigTest, RolesWithoutControlplaneNeedNoCa) {
   ConfigSources sources;
   sources.overrides = {{"roles", "relay,edge"},
+                       {"relay.listen", ""},
                        {"database.url", "postgresql://db/inkwire"},
                        {"tls.cert_file", "/tls/server.pem"},
                        {"tls.key_file", "/tls/server.key"}};
@@ -607,6 +616,7 @@ max_connections_per_ip = 64
   // The edge hands requests to a relay in the same process; with it, relay.listen may be empty.
   EXPECT_THAT(load_error_with({{"roles", "edge"}}), HasSubstr("needs the relay role"));
   EXPECT_EQ(load_ok_with({{"roles", "relay,edge"}, {"relay.listen", ""}}).relay.listen, "");
+  EXPECT_THAT(load_error_with({{"roles", "relay,edge"}}), HasSubstr("same address as edge.listen"));
   EXPECT_THAT(load_error_with({{"roles", "relay"}, {"relay.listen", ""}}), HasSubstr("relay.listen"));
   EXPECT_THAT(load_error_with({{"edge.max_header_fields", "101"}}), HasSubstr("edge.max_header_fields"));
   const std::vector<std::string> lines = describe_config(load_ok_with({}));
