@@ -83,4 +83,24 @@ Expected<SslCtxPtr, std::string> make_tls_server_context(const TlsServerOptions&
   return ctx;
 }
 
+Expected<SslCtxPtr, std::string> make_tls_client_context(const std::string& ca_file,
+                                                         const std::vector<std::string>& alpn) {
+  SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+  if (!ctx) return unexpected("cannot create a TLS context: " + openssl_error());
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) ERR_clear_error();
+  if (!ca_file.empty() && SSL_CTX_load_verify_locations(ctx.get(), ca_file.c_str(), nullptr) != 1)
+    return unexpected("cannot load the CA file " + ca_file + ": " + openssl_error());
+  if (!alpn.empty()) {
+    const std::string wire = alpn_wire_format(alpn);
+    if (wire.empty() ||
+        SSL_CTX_set_alpn_protos(ctx.get(), reinterpret_cast<const unsigned char*>(wire.data()),
+                                static_cast<unsigned int>(wire.size())) != 0)
+      return unexpected("cannot set the ALPN offer");
+  }
+  return ctx;
+}
+
 }  // namespace inkwire

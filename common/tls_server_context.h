@@ -27,6 +27,11 @@ using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
 // Error: one line naming the file. (Asio's ssl::context can adopt the returned handle.)
 Expected<SslCtxPtr, std::string> make_tls_server_context(const TlsServerOptions& options);
 
+// A client TLS context (the agent): TLS 1.2 or newer, peer verification against the system roots
+// plus `ca_file` when given, and the ALPN offer. Error: one line.
+Expected<SslCtxPtr, std::string> make_tls_client_context(const std::string& ca_file,
+                                                         const std::vector<std::string>& alpn);
+
 // ALPN wire format ("\x02h2\x08http/1.1") of a protocol list; empty when a name is empty or > 255.
 std::string alpn_wire_format(const std::vector<std::string>& protocols);
 

@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/error.hpp>
@@ -25,6 +26,28 @@ TlsSocket::TlsSocket(asio::ip::tcp::socket socket, SSL_CTX* context) : socket_(s
     // A peer that drops TCP without close_notify reads as EOF, like any other close: agents do it.
     SSL_set_options(ssl_, SSL_OP_IGNORE_UNEXPECTED_EOF);
   }
+}
+
+TlsSocket::TlsSocket(asio::ip::tcp::socket socket, SSL_CTX* context, const Client& client)
+    : socket_(std::move(socket)) {
+  error_code ignored;
+  socket_.non_blocking(true, ignored);
+  ssl_ = SSL_new(context);
+  if (!ssl_) return;
+  SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle()));
+  SSL_set_connect_state(ssl_);
+  SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+  SSL_set_options(ssl_, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  boost::system::error_code ec;
+  (void)asio::ip::make_address(client.server_name, ec);
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
+  if (!ec) {
+    X509_VERIFY_PARAM_set1_ip_asc(param, client.server_name.c_str());  // no SNI for an IP literal
+  } else {
+    SSL_set_tlsext_host_name(ssl_, client.server_name.c_str());
+    X509_VERIFY_PARAM_set1_host(param, client.server_name.c_str(), client.server_name.size());
+  }
+  SSL_set_verify(ssl_, SSL_VERIFY_PEER, nullptr);
 }
 
 TlsSocket::~TlsSocket() {

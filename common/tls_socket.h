@@ -30,6 +30,12 @@ class TlsSocket final : public ByteStream {
  public:
   // Server side. The socket is switched to non-blocking mode.
   TlsSocket(boost::asio::ip::tcp::socket socket, SSL_CTX* context);
+  // Client side (the agent): `server_name` is sent as SNI unless it is an IP literal (as the SDKs
+  // do), and the peer certificate must match it (DNS name, or IP SAN for a literal).
+  struct Client {
+    std::string server_name;
+  };
+  TlsSocket(boost::asio::ip::tcp::socket socket, SSL_CTX* context, const Client& client);
   ~TlsSocket();
   TlsSocket(const TlsSocket&) = delete;
   TlsSocket& operator=(const TlsSocket&) = delete;

@@ -1,0 +1,134 @@
+#pragma once
+// One data-plane connection of the agent (PROTOCOL.md §4): TLS + HTTP/2 to the relay, hello, the
+// intake pool, and one task per envelope that forwards it to the local upstream and posts the
+// answer back, streaming the body. One reader, one coalescing writer, one timer for PINGs (every
+// 20 s, 10 s for the ACK, as the TS SDK). The reconnect loop around it is TunnelRuntime.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "agent/http_forwarder.h"
+#include "common/logging.h"
+#include "common/tls_socket.h"
+#include "proto/h2_session.h"
+
+namespace inkwire::agent {
+
+struct SessionSettings {
+  std::string host;       // the data-plane host to dial (name or IP literal)
+  std::string port = "443";
+  std::string authority;  // :authority, the zone as the server gave it (host[:port])
+  std::string tunnel_id;
+  std::string secret;
+  int pool_size = 4;
+  std::string public_host;
+  std::uint64_t max_inbound_body_bytes = 32 * 1024 * 1024;
+  std::uint64_t max_outbound_body_bytes = 32 * 1024 * 1024;
+  std::chrono::seconds ping_interval{20};
+  std::chrono::seconds ping_timeout{10};
+  std::chrono::seconds connect_timeout{10};
+};
+
+// How a session ended, which decides what the reconnect loop does (§4.10).
+enum class SessionEnd {
+  transient,    // connection lost, protocol error, hello 5xx/409...: back off and reconnect
+  normal,       // the server closed cleanly after a GOAWAY (drain): reconnect at once
+  auth_failed,  // hello 401/403: terminal
+  superseded,   // §9 superseded signals: terminal
+  closed,       // close() was called
+};
+
+struct SessionResult {
+  SessionEnd end = SessionEnd::transient;
+  std::string detail;  // one line for the status callback and logs
+  bool was_connected = false;  // the hello succeeded (resets the backoff)
+};
+
+// One line per request for the console (`inkwire connect`) and the library's callback.
+struct RequestRecord {
+  std::string method;
+  std::string path;
+  int status = 0;
+  std::chrono::steady_clock::duration duration{};
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+};
+
+class DataPlaneSession : public std::enable_shared_from_this<DataPlaneSession> {
+ public:
+  DataPlaneSession(boost::asio::any_io_executor executor, const SessionSettings& settings, SSL_CTX* tls,
+                   HttpForwarder& forwarder, Logger logger);
+  ~DataPlaneSession();
+
+  boost::asio::awaitable<SessionResult> run();
+  // Graceful: GOAWAY, in-flight requests finish (bounded by the response deadline), then close.
+  void close();
+  std::function<void()> on_connected;
+  std::function<void(const RequestRecord&)> on_request;
+
+ private:
+  enum class StreamKind { hello, intake, post };
+  struct StreamState {
+    StreamKind kind = StreamKind::intake;
+    int slot = 0;
+    int status = 0;
+    proto::H2Headers headers;
+    std::string body;
+    bool ended = false;   // END_STREAM received
+    bool closed = false;
+    bool oversized = false;
+    std::shared_ptr<boost::asio::steady_timer> wake;  // post streams: writable again
+  };
+  struct Envelope;
+
+  boost::asio::awaitable<bool> connect_transport();
+  boost::asio::awaitable<void> write_loop();
+  boost::asio::awaitable<void> timer_loop();
+  void handle_events();
+  void on_response_headers(proto::H2ResponseHeaders&& headers);
+  void on_data(proto::H2Data&& data);
+  void on_stream_closed(const proto::H2StreamClosed& closed);
+  void stream_complete(std::int32_t id, StreamState& stream);
+  void hello_complete(StreamState& stream);
+  void park(int slot);
+  void end_session(SessionEnd end, std::string detail);
+  void wake_writer() { write_wake_.cancel(); }
+  boost::asio::awaitable<void> handle_envelope(std::shared_ptr<Envelope> envelope);
+  boost::asio::awaitable<void> post_simple(const Envelope& envelope, int status, std::string_view reason,
+                                           std::string body);
+  boost::asio::awaitable<bool> write_post_body(std::int32_t stream, std::shared_ptr<boost::asio::steady_timer> wake,
+                                               std::string_view bytes);
+  std::optional<std::int32_t> open_post(const Envelope& envelope, int status, std::string_view reason,
+                                        const std::vector<proto::HeaderField>& headers,
+                                        std::optional<std::uint64_t> content_length, bool empty_body);
+
+  boost::asio::any_io_executor executor_;
+  const SessionSettings& settings_;
+  SSL_CTX* tls_;
+  HttpForwarder& forwarder_;
+  Logger logger_;
+  std::unique_ptr<TlsSocket> stream_;
+  std::unique_ptr<proto::H2Session> h2_;
+  boost::asio::steady_timer write_wake_;
+  boost::asio::steady_timer timer_;
+  std::unordered_map<std::int32_t, StreamState> streams_;
+  std::string owner_token_;
+  int pool_ = 1;
+  double response_deadline_seconds_ = 30;
+  bool connected_ = false;
+  bool ended_ = false;
+  bool closing_ = false;
+  std::optional<SessionResult> result_;
+  std::optional<std::chrono::steady_clock::time_point> ping_sent_at_;
+  std::chrono::steady_clock::time_point next_ping_at_;
+  std::uint64_t ping_opaque_ = 0;
+  int in_flight_ = 0;
+};
+
+}  // namespace inkwire::agent

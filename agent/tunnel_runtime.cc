@@ -1,0 +1,65 @@
+#include "agent/tunnel_runtime.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "proto/backoff.h"
+
+namespace inkwire::agent {
+
+namespace asio = boost::asio;
+
+TunnelRuntime::TunnelRuntime(asio::any_io_executor executor, SessionSettings settings, SslCtxPtr tls,
+                             std::unique_ptr<HttpForwarder> forwarder, Logger logger)
+    : executor_(executor),
+      settings_(std::move(settings)),
+      tls_(std::move(tls)),
+      forwarder_(std::move(forwarder)),
+      logger_(std::move(logger)),
+      sleep_(executor) {}
+
+TunnelRuntime::~TunnelRuntime() = default;
+
+void TunnelRuntime::status(RuntimeStatus status, std::string detail, double retry) {
+  if (on_status) on_status(RuntimeStatusEvent{status, std::move(detail), retry});
+}
+
+void TunnelRuntime::close() {
+  closing_ = true;
+  sleep_.cancel();
+  if (session_) session_->close();
+}
+
+asio::awaitable<RuntimeResult> TunnelRuntime::run() {
+  proto::ReconnectBackoff backoff;
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  bool first = true;
+  while (!closing_) {
+    status(first ? RuntimeStatus::connecting : RuntimeStatus::connecting);
+    first = false;
+    session_ = std::make_shared<DataPlaneSession>(executor_, settings_, tls_.get(), *forwarder_, logger_);
+    session_->on_connected = [this] { status(RuntimeStatus::connected); };
+    session_->on_request = on_request;
+    const SessionResult result = co_await session_->run();
+    session_.reset();
+    if (closing_ || result.end == SessionEnd::closed) break;
+    if (result.end == SessionEnd::auth_failed || result.end == SessionEnd::superseded) {
+      status(RuntimeStatus::closed, result.detail);
+      co_return RuntimeResult{result.end, result.detail};
+    }
+    if (result.was_connected) backoff.on_normal_end();
+    // A drain reconnects at once: the relay is handing the agent over, not failing.
+    double delay = result.end == SessionEnd::normal ? 0.0 : backoff.next_delay(uniform(jitter_));
+    if (result.end == SessionEnd::normal) backoff.on_normal_end();
+    status(RuntimeStatus::reconnecting, result.detail, delay);
+    logger_->info("agent: session ended ({}); reconnecting in {:.1f} s", result.detail, delay);
+    if (delay > 0) {
+      sleep_.expires_after(std::chrono::milliseconds(static_cast<std::int64_t>(delay * 1000)));
+      co_await sleep_.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+  status(RuntimeStatus::closed, "closed");
+  co_return RuntimeResult{SessionEnd::closed, "closed"};
+}
+
+}  // namespace inkwire::agent
