@@ -271,17 +271,33 @@ asio::awaitable<void> ControlClient::Impl::run(const Request& request, Expected<
   tcp::socket& socket = tls ? tls_stream->next_layer() : *plain_socket;
 
   // One watchdog per phase: when it fires, everything pending is cancelled and completes with an
-  // error, which is then reported as a timeout of that phase.
+  // error, which is then reported as a timeout of that phase. Its handler may already be queued
+  // when the phase ends, or when this coroutine returns, so it acts only while its own phase is
+  // still the current one; the phase counter outlives the frame.
+  struct Watch {
+    std::uint64_t phase = 0;
+    bool expired = false;
+    tcp::resolver* resolver = nullptr;
+    tcp::socket* socket = nullptr;
+  };
+  auto watch = std::make_shared<Watch>();
+  watch->resolver = &resolver;
+  watch->socket = &socket;
+  struct EndPhases {  // destroyed before the resolver and the socket
+    std::shared_ptr<Watch> watch;
+    ~EndPhases() { ++watch->phase; }
+  } end_phases{watch};
   asio::steady_timer watchdog(executor);
-  bool expired = false;
+  const bool& expired = watch->expired;
   auto arm = [&](std::chrono::milliseconds d) {
+    const std::uint64_t phase = ++watch->phase;
     watchdog.expires_after(d);
-    watchdog.async_wait([&](const error_code& ec) {
-      if (ec) return;  // re-armed or done; the frame may be gone, so touch nothing
-      expired = true;
-      resolver.cancel();
+    watchdog.async_wait([watch, phase](const error_code& ec) {
+      if (ec || watch->phase != phase) return;
+      watch->expired = true;
+      watch->resolver->cancel();
       error_code ignored;
-      socket.close(ignored);
+      watch->socket->close(ignored);
     });
   };
 
@@ -339,6 +355,7 @@ asio::awaitable<void> ControlClient::Impl::run(const Request& request, Expected<
   } else {
     out = co_await exchange(*plain_socket, request, expired);
   }
+  ++watch->phase;
   watchdog.cancel();
   socket.close(ignored);
 }

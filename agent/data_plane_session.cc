@@ -465,7 +465,7 @@ asio::awaitable<bool> DataPlaneSession::write_post_body(std::int32_t stream,
 }
 
 asio::awaitable<void> DataPlaneSession::post_simple(const Envelope& envelope, int status, std::string_view reason,
-                                                    std::string body) {
+                                                    std::string_view body) {
   std::vector<proto::HeaderField> headers;
   if (!body.empty()) headers.push_back({"content-type", "text/plain; charset=utf-8"});
   if (!reason.empty()) headers.push_back({"inkbox-reason", std::string(reason)});

@@ -100,8 +100,9 @@ class DataPlaneSession : public std::enable_shared_from_this<DataPlaneSession> {
   void end_session(SessionEnd end, std::string detail);
   void wake_writer() { write_wake_.cancel(); }
   boost::asio::awaitable<void> handle_envelope(std::shared_ptr<Envelope> envelope);
+  // (string_view, not std::string: GCC 12 destroys a prvalue coroutine argument twice, PR 100611.)
   boost::asio::awaitable<void> post_simple(const Envelope& envelope, int status, std::string_view reason,
-                                           std::string body);
+                                           std::string_view body);
   boost::asio::awaitable<bool> write_post_body(std::int32_t stream, std::shared_ptr<boost::asio::steady_timer> wake,
                                                std::string_view bytes);
   std::optional<std::int32_t> open_post(const Envelope& envelope, int status, std::string_view reason,

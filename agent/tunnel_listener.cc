@@ -184,7 +184,19 @@ Expected<Unit, AgentError> TunnelListener::wait() {
     if (!error) result = std::move(r);
     if (signals) signals->cancel();
   });
+  // OpenSSL writes with write(2): without this, a relay that goes away under a write would end the
+  // embedding program with SIGPIPE. Blocked on this thread only, and any SIGPIPE raised meanwhile
+  // is consumed before the mask is restored, so the program's own disposition is untouched.
+  sigset_t pipe_set;
+  sigset_t previous_mask;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &previous_mask);
   impl.io.run();
+  const timespec no_wait{0, 0};
+  while (sigtimedwait(&pipe_set, nullptr, &no_wait) == SIGPIPE) {
+  }
+  pthread_sigmask(SIG_SETMASK, &previous_mask, nullptr);
   if (!result) return unexpected(AgentError{AgentError::Kind::transport_error, "the agent stopped unexpectedly"});
   if (result->end == agent::SessionEnd::auth_failed) {
     return unexpected(AgentError{AgentError::Kind::auth_failed,

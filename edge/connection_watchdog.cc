@@ -7,14 +7,14 @@ namespace inkwire::edge {
 
 namespace asio = boost::asio;
 
-asio::awaitable<void> ConnectionWatchdog::run(std::function<void(std::string_view)> on_expired) {
+asio::awaitable<void> ConnectionWatchdog::run() {
   while (!stopped_) {
     timer_.expires_at(deadline_);
     co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
     if (stopped_) break;
     if (std::chrono::steady_clock::now() >= deadline_) {
       stopped_ = true;
-      on_expired(kind_);
+      if (auto callback = std::move(on_expired)) callback(kind_);
       break;
     }
   }

@@ -29,13 +29,17 @@ class ConnectionWatchdog {
   void clear() { deadline_ = TimePoint::max(); }
   void stop() {
     stopped_ = true;
+    on_expired = nullptr;  // it usually holds the connection: the cycle ends here
     timer_.cancel();
   }
   TimePoint deadline() const { return deadline_; }
   std::string_view kind() const { return kind_; }
 
-  // Runs until stop(); calls on_expired(kind) once, at the first deadline that passes.
-  boost::asio::awaitable<void> run(std::function<void(std::string_view)> on_expired);
+  // Called once, at the first deadline that passes. Set before run().
+  std::function<void(std::string_view)> on_expired;
+  // Runs until stop(). (No std::function parameter: GCC 12 destroys a prvalue argument of a
+  // coroutine twice, PR 100611.)
+  boost::asio::awaitable<void> run();
 
  private:
   boost::asio::steady_timer timer_;

@@ -151,12 +151,12 @@ asio::awaitable<void> Edge::accept_loop(asio::ip::tcp::acceptor& acceptor, bool 
   }
 }
 
-asio::awaitable<void> Edge::hold(std::shared_ptr<PublicConnection> connection, asio::awaitable<void> running) {
+asio::awaitable<void> Edge::hold(std::shared_ptr<PublicConnection> connection) {
   const std::uint64_t id = next_id_++;
   connections_.emplace(id, connection);
   metrics_->connections_open.Increment();
   if (!context_->draining) {
-    co_await std::move(running);
+    co_await connection->run();
   } else {
     connection->force_close();
   }
@@ -166,10 +166,10 @@ asio::awaitable<void> Edge::hold(std::shared_ptr<PublicConnection> connection, a
 
 asio::awaitable<void> Edge::serve_plain(asio::ip::tcp::socket socket, std::string ip) {
   auto executor = socket.get_executor();
-  auto connection = std::make_shared<Http1Connection>(*context_, executor,
-                                                      std::make_unique<PlainStream>(std::move(socket)), std::string(),
-                                                      ip, false, config_.edge.serve_plain_http);
-  co_await hold(connection, connection->run());
+  std::shared_ptr<PublicConnection> connection = std::make_shared<Http1Connection>(
+      *context_, executor, std::make_unique<PlainStream>(std::move(socket)), std::string(), ip, false,
+      config_.edge.serve_plain_http);
+  co_await hold(connection);
   release(ip);
 }
 
@@ -242,9 +242,9 @@ asio::awaitable<void> Edge::serve_tls(asio::ip::tcp::socket socket, std::string 
   if (found && *found && (*found)->tls_mode == controlplane::TlsMode::passthrough &&
       (*found)->status != controlplane::TunnelStatus::delete_pending && !(*found)->organization_disabled) {
     metrics_->route("passthrough").Increment();
-    auto connection = std::make_shared<PassthroughConnection>(*context_, std::move(socket),
-                                                              TunnelTarget{where.tunnel_name, **found}, *sni, ip);
-    co_await hold(connection, connection->run());
+    std::shared_ptr<PublicConnection> connection = std::make_shared<PassthroughConnection>(
+        *context_, std::move(socket), TunnelTarget{where.tunnel_name, **found}, *sni, ip);
+    co_await hold(connection);
     release(ip);
     co_return;
   }
@@ -271,14 +271,13 @@ asio::awaitable<void> Edge::terminate_tls(asio::ip::tcp::socket socket, std::str
     tls->close();
     co_return;
   }
+  std::shared_ptr<PublicConnection> connection;
   if (tls->alpn() == "h2") {
-    auto connection = std::make_shared<Http2Connection>(*context_, executor, std::move(tls), std::move(sni), ip);
-    co_await hold(connection, connection->run());
+    connection = std::make_shared<Http2Connection>(*context_, executor, std::move(tls), std::move(sni), ip);
   } else {
-    auto connection = std::make_shared<Http1Connection>(*context_, executor, std::move(tls), std::move(sni), ip, true,
-                                                        true);
-    co_await hold(connection, connection->run());
+    connection = std::make_shared<Http1Connection>(*context_, executor, std::move(tls), std::move(sni), ip, true, true);
   }
+  co_await hold(connection);
 }
 
 void Edge::begin_drain() {

@@ -55,8 +55,9 @@ class Edge {
   boost::asio::awaitable<void> serve_plain(boost::asio::ip::tcp::socket socket, std::string ip);
   boost::asio::awaitable<void> terminate_tls(boost::asio::ip::tcp::socket socket, std::string ip, std::string sni);
   boost::asio::awaitable<void> watch_certificates();
-  boost::asio::awaitable<void> hold(std::shared_ptr<PublicConnection> connection,
-                                    boost::asio::awaitable<void> running);
+  // Runs a connection, known to drain()/close_all() meanwhile. Callers pass a named
+  // shared_ptr<PublicConnection>: GCC 12 destroys a prvalue coroutine argument twice (PR 100611).
+  boost::asio::awaitable<void> hold(std::shared_ptr<PublicConnection> connection);
   void refuse_outside_zone(boost::asio::ip::tcp::socket& socket);
   void release(const std::string& ip);
 

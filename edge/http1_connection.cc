@@ -106,11 +106,12 @@ void Http1Connection::on_timeout(std::string_view kind) {
 
 asio::awaitable<void> Http1Connection::run() {
   auto self = shared_from_this();
-  asio::co_spawn(co_await asio::this_coro::executor,
-                 [self]() -> asio::awaitable<void> {
-                   co_await self->watchdog_.run([self](std::string_view kind) { self->on_timeout(kind); });
-                 },
-                 asio::detached);
+  // The callback is cleared when the watchdog stops, which breaks the cycle it makes with `self`.
+  watchdog_.on_expired = [self](std::string_view kind) { self->on_timeout(kind); };
+  // The executor first, in a statement of its own: GCC 12 destroys a temporary (here the lambda
+  // with its shared_ptr) twice when it shares a full-expression with a co_await.
+  auto executor = co_await asio::this_coro::executor;
+  asio::co_spawn(executor, [self] { return self->watchdog_.run(); }, asio::detached);
   bool first = true;
   while (!closed_) {
     // Between requests only the idle deadline runs; the head deadline starts with its first byte.
@@ -578,6 +579,7 @@ asio::awaitable<Http1Connection::Outcome> Http1Connection::run_websocket(Request
 }
 
 asio::awaitable<void> Http1Connection::websocket_reader() {
+  auto self = shared_from_this();
   // Bounded by the agent's pace: while the codec holds this much for the agent, stop reading.
   const std::size_t pause_above = 4 * kBodyChunk;
   while (!closed_ && !ws_done_) {

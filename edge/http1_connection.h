@@ -31,7 +31,7 @@ class Http1Connection final : public PublicConnection, public std::enable_shared
   // 421); empty on the plain listener. `serve_tunnels` false: plain HTTP answered with 308.
   Http1Connection(EdgeContext& ctx, boost::asio::any_io_executor executor, std::unique_ptr<ByteStream> stream,
                   std::string sni, std::string client_ip, bool tls, bool serve_tunnels);
-  boost::asio::awaitable<void> run();
+  boost::asio::awaitable<void> run() override;
   void drain() override;
   void force_close() override;
 

@@ -122,10 +122,10 @@ asio::awaitable<void> Http2Connection::run() {
     }
     self->force_close();
   };
-  asio::co_spawn(write_wake_.get_executor(), [self, on_expired]() { return self->idle_watchdog_.run(on_expired); },
-                 asio::detached);
-  asio::co_spawn(write_wake_.get_executor(), [self, on_expired]() { return self->send_watchdog_.run(on_expired); },
-                 asio::detached);
+  idle_watchdog_.on_expired = on_expired;
+  send_watchdog_.on_expired = on_expired;
+  asio::co_spawn(write_wake_.get_executor(), [self] { return self->idle_watchdog_.run(); }, asio::detached);
+  asio::co_spawn(write_wake_.get_executor(), [self] { return self->send_watchdog_.run(); }, asio::detached);
   update_idle();
   asio::co_spawn(write_wake_.get_executor(), [self]() { return self->write_loop(); }, asio::detached);
   wake_writer();

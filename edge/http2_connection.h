@@ -34,7 +34,7 @@ class Http2Connection final : public PublicConnection, public std::enable_shared
   Http2Connection(EdgeContext& ctx, boost::asio::any_io_executor executor, std::unique_ptr<ByteStream> stream,
                   std::string sni, std::string client_ip);
   ~Http2Connection() override;
-  boost::asio::awaitable<void> run();
+  boost::asio::awaitable<void> run() override;
   void drain() override;
   void force_close() override;
 

@@ -60,14 +60,11 @@ asio::awaitable<void> PassthroughConnection::run() {
     co_return;
   }
   exchange_ = *dispatched;
-  asio::co_spawn(socket_.get_executor(),
-                 [self]() -> asio::awaitable<void> {
-                   co_await self->watchdog_.run([self](std::string_view kind) {
-                     self->ctx_.metrics.timeout(kind).Increment();
-                     self->force_close();
-                   });
-                 },
-                 asio::detached);
+  watchdog_.on_expired = [self](std::string_view kind) {
+    self->ctx_.metrics.timeout(kind).Increment();
+    self->force_close();
+  };
+  asio::co_spawn(socket_.get_executor(), [self] { return self->watchdog_.run(); }, asio::detached);
   // Bounded by the relay: the queue wait, then the bridge wait (§4.9 step 2).
   auto bridged = co_await exchange_->bridge();
   if (!bridged) {

@@ -21,7 +21,7 @@ class PassthroughConnection final : public PublicConnection,
  public:
   PassthroughConnection(EdgeContext& ctx, boost::asio::ip::tcp::socket socket, TunnelTarget target, std::string sni,
                         std::string client_ip);
-  boost::asio::awaitable<void> run();
+  boost::asio::awaitable<void> run() override;
   void drain() override {}  // a raw byte stream has no request boundary: it runs until it ends or is forced
   void force_close() override;
 

@@ -1,5 +1,6 @@
 // inkwired: the inkwire server. `serve` runs the configured roles; `migrate`, `admin` and `ca` are
 // one-shot operator commands. Only wiring here; the work lives in the libraries.
+#include <csignal>
 #include <malloc.h>
 
 #include <CLI/CLI.hpp>
@@ -46,6 +47,9 @@ std::optional<Config> load(const CommonOptions& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // OpenSSL writes TLS records (close_notify included) with write(2), not send(MSG_NOSIGNAL): a
+  // peer that has gone would otherwise kill the whole server with SIGPIPE. EPIPE is handled.
+  std::signal(SIGPIPE, SIG_IGN);
   // Listing 10,000 tunnels allocates ~12 MB of short-lived buffers per request. With glibc's
   // defaults those are mmap()ed and returned at once, and every request pays page faults again
   // (bench/controlplane: list p50 ~70 ms -> ~34 ms with these). Memory stays bounded by the

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -57,6 +58,8 @@ std::string human_bytes(std::uint64_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The relay or an upstream closing under a write must be an EPIPE, not the end of the process.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"inkwire: bring a local service online through an inkwire tunnel"};
   app.require_subcommand(1);
   int exit_code = 0;
