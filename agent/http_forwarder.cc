@@ -145,13 +145,14 @@ UpstreamExchange::~UpstreamExchange() {
 
 asio::awaitable<Expected<std::string, std::string>> UpstreamExchange::read_body(std::size_t max_bytes) {
   if (done_) co_return std::string();
-  std::string chunk(max_bytes, '\0');
+  // Not zero-filled (a 64 KiB memset per read showed in profiles); only what arrives is copied out.
+  std::unique_ptr<char[]> scratch(new char[max_bytes]);
   auto& parser = *connection_->parser;
   for (;;) {
     // A body may take long as a whole (a large download); what is bounded is a stall.
     connection_->stream.expires_after(std::chrono::seconds(30));
-    parser.get().body().data = chunk.data();
-    parser.get().body().size = chunk.size();
+    parser.get().body().data = scratch.get();
+    parser.get().body().size = max_bytes;
     auto [ec, n] = co_await http::async_read(connection_->stream, connection_->buffer, parser,
                                              asio::as_tuple(asio::use_awaitable));
     if (ec && ec != http::error::need_buffer) {
@@ -160,12 +161,9 @@ asio::awaitable<Expected<std::string, std::string>> UpstreamExchange::read_body(
       co_return unexpected(ec == beast::error::timeout ? std::string("upstream timed out")
                                                       : "upstream failed mid-body: " + ec.message());
     }
-    const std::size_t produced = chunk.size() - parser.get().body().size;
+    const std::size_t produced = max_bytes - parser.get().body().size;
     if (parser.is_done()) done_ = true;
-    if (produced > 0 || done_) {
-      chunk.resize(produced);
-      co_return chunk;
-    }
+    if (produced > 0 || done_) co_return std::string(scratch.get(), produced);
   }
 }
 

@@ -85,6 +85,10 @@ int main(int argc, char** argv) {
   connect->add_option("--ca-file", options.ca_file, "extra CA certificates, PEM (else INKWIRE_CA_FILE)");
   connect->add_flag("--allow-remote-forwarding", options.allow_remote_forwarding,
                     "allow a --forward-to host other than loopback");
+  connect->add_option("--max-request-bytes", options.max_inbound_body_bytes,
+                      "largest request body taken from the relay (default 32 MiB, as the SDKs)");
+  connect->add_option("--max-response-bytes", options.max_outbound_body_bytes,
+                      "largest response body posted back (default 32 MiB; bodies stream, so more costs no memory)");
   connect->add_flag("--quiet", quiet, "no per-request lines");
   connect->callback([&] {
     options.tls_mode = tls_mode == "passthrough" ? inkwire::TunnelTlsMode::passthrough : inkwire::TunnelTlsMode::edge;
