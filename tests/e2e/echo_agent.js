@@ -13,7 +13,10 @@
 //               /status/NNN     status NNN, body "status NNN from the agent"
 //               /cookies        two inkbox-h-set-cookie fields (the TS SDK's shape)
 //               /merged-cookies ONE field "a=1; Path=/, b=2; Path=/" (the Python SDK's shape)
-//               /bytes/N        N bytes of "0123456789" repeated
+//               /bytes/N        N bytes of "0123456789" repeated, streamed in 64000-byte chunks
+//                               with backpressure (HTTP/2 flow control paces the agent, so N may be
+//                               far larger than what it holds); "post-aborted ID SENT CODE" when
+//                               the relay resets the post before the end
 //               /not-modified   304, no body
 //               /slow/MS        200 "slow" after MS ms
 //               /hold           never answered
@@ -269,6 +272,50 @@ async function postResponse(id, status, fields, body) {
   return reply;
 }
 
+// A response post whose body (n bytes of "0123456789" repeated) is written chunk by chunk, each
+// write awaiting 'drain': the stream's buffer stays at its high-water mark and HTTP/2 flow control
+// (the relay's windows) decides the pace. Resolves when the post is answered or reset.
+const streamChunk = Buffer.alloc(64000, '0123456789'); // a multiple of 10: chunks join seamlessly
+function streamResponse(id, n) {
+  return new Promise((resolve) => {
+    const stream = session.request(
+      {
+        ':method': 'POST',
+        ':path': '/_system/response/' + id,
+        ...systemHeaders(),
+        'inkbox-status': '200',
+        'inkbox-request-id': id,
+        'inkbox-h-content-type': 'application/octet-stream',
+        'content-length': String(n),
+      },
+      { endStream: n === 0 },
+    );
+    let sent = 0, status = 0, done = false;
+    const finish = (line) => {
+      if (done) return;
+      done = true;
+      say(line);
+      resolve();
+    };
+    stream.on('response', (h) => (status = h[':status']));
+    stream.on('data', () => {});
+    stream.on('error', () => {}); // the reset is reported by 'close'
+    stream.on('close', () => {
+      if (status && sent === n) finish('posted ' + id + ' 200 -> ' + status);
+      else finish('post-aborted ' + id + ' ' + sent + ' ' + stream.rstCode);
+    });
+    const pump = () => {
+      while (sent < n && !stream.destroyed) {
+        const chunk = n - sent >= streamChunk.length ? streamChunk : streamChunk.subarray(0, n - sent);
+        sent += chunk.length;
+        if (sent === n) return void stream.end(chunk);
+        if (!stream.write(chunk)) return void stream.once('drain', pump);
+      }
+    };
+    pump();
+  });
+}
+
 async function answerWebhook(env, id, method, path) {
   const text = (s) => Buffer.from(s, 'utf8');
   const plain = [['content-type', 'text/plain']];
@@ -298,12 +345,7 @@ async function answerWebhook(env, id, method, path) {
   if (path.startsWith('/merged-cookies')) {
     return postResponse(id, 200, [...plain, ['set-cookie', 'a=1; Path=/, b=2; Path=/']], text('merged cookies\n'));
   }
-  if ((m = /^\/bytes\/(\d+)/.exec(path))) {
-    const n = Number(m[1]);
-    const body = Buffer.alloc(n);
-    for (let i = 0; i < n; i++) body[i] = 0x30 + (i % 10);
-    return postResponse(id, 200, [['content-type', 'application/octet-stream']], body);
-  }
+  if ((m = /^\/bytes\/(\d+)/.exec(path))) return streamResponse(id, Number(m[1]));
   if (path.startsWith('/not-modified')) return postResponse(id, 304, [['etag', '"v1"']], Buffer.alloc(0));
   if ((m = /^\/slow\/(\d+)/.exec(path))) {
     await new Promise((r) => setTimeout(r, Number(m[1])));

@@ -14,6 +14,12 @@
 //   node edge_clients.js keepalive PORT NAME CA_FILE GO_FILE
 //       HTTP/1.1 keep-alive: GET /echo, prints "first STATUS SERIAL", waits until GO_FILE exists,
 //       sends a second GET /echo on the same connection, prints "second STATUS SERIAL".
+//   node edge_clients.js stall PORT NAME CA_FILE PATH STALL_MS MAX_MS
+//       HTTP/1.1 GET PATH, then takes no byte for STALL_MS (the socket is paused before the first
+//       one arrives; Node pulls at most its high-water mark). Prints "sent EPOCH_MS" when the
+//       request is written, "resumed BUFFERED" when it starts reading, then "closed MS BYTES" when
+//       the connection ends (MS since the request, BYTES received in all) or "open MS BYTES" at
+//       MAX_MS, and last "status LINE" (the response's first line).
 'use strict';
 
 const fs = require('node:fs');
@@ -203,9 +209,45 @@ function keepalive() {
   });
 }
 
-const modes = { raw, 'ws-h1': wsH1, 'ws-h2': wsH2, keepalive };
+// ---- stall -------------------------------------------------------------------------------------
+function stall() {
+  const [caFile, path, stallMs, maxMs] = rest;
+  const socket = tls.connect({ host: '127.0.0.1', port: Number(port), servername: name, ca: fs.readFileSync(caFile), ALPNProtocols: ['http/1.1'] });
+  let sentAt = 0, bytes = 0, head = '', done = false;
+  const finish = (what) => {
+    if (done) return;
+    done = true;
+    out(`${what} ${Date.now() - sentAt} ${bytes}`);
+    out(`status ${head.split('\r\n')[0]}`);
+    process.exit(0);
+  };
+  socket.on('error', (err) => {
+    if (sentAt) return finish('closed');
+    out('error ' + err.message);
+    process.exit(1);
+  });
+  socket.on('close', () => sentAt && finish('closed'));
+  socket.on('secureConnect', () => {
+    socket.pause(); // no 'data' listener until STALL_MS: nothing is read beyond the high-water mark
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${name}\r\n\r\n`);
+    sentAt = Date.now();
+    out(`sent ${sentAt}`);
+    setTimeout(() => {
+      out(`resumed ${socket.readableLength}`);
+      socket.on('data', (chunk) => {
+        if (head.length < 200) head += chunk.subarray(0, 200).toString('latin1');
+        bytes += chunk.length;
+      });
+      socket.resume();
+      setTimeout(() => finish('open'), Number(maxMs) - Number(stallMs));
+    }, Number(stallMs));
+  });
+  hardLimit(Number(maxMs) + 5000);
+}
+
+const modes = { raw, 'ws-h1': wsH1, 'ws-h2': wsH2, keepalive, stall };
 if (!modes[mode] || !port || !name) {
-  console.error('usage: node edge_clients.js raw|ws-h1|ws-h2|keepalive PORT NAME ...');
+  console.error('usage: node edge_clients.js raw|ws-h1|ws-h2|keepalive|stall PORT NAME ...');
   process.exit(64);
 }
 modes[mode]();

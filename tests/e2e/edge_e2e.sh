@@ -167,11 +167,13 @@ key_file = "$work/server.key"
 [relay]
 listen = ""
 queue_wait_seconds = 2
+max_response_body_bytes = 268435456
 [edge]
 listen = "127.0.0.1:$hp"
 http_listen = "127.0.0.1:$pp"
 public_https_port = $hp
 request_head_timeout_seconds = 2
+send_timeout_seconds = 3
 cert_check_seconds = 0
 TOML
 
@@ -602,6 +604,58 @@ case_21() { # an agent answer slower than request_head_timeout_seconds (2) is st
   ((${#problems[@]} == 0)) || fail "${problems[*]}"
 }
 
+# rss_kb: inkwired's VmRSS in kB. send_timeouts: inkwire_edge_timeouts_total{kind="send"} (0
+# before the first).
+rss_kb() { awk '$1 == "VmRSS:" {print $2; found=1} END {exit !found}' "/proc/$server_pid/status"; }
+send_timeouts() {
+  curl -fsS --max-time 5 "http://127.0.0.1:$metrics_port/metrics" |
+    awk '/^inkwire_edge_timeouts_total\{/ && /kind="send"/ {v = $2} END {print v + 0}'
+}
+# case_22 needs relay.max_response_body_bytes above its 200 MiB (the default is 32 MiB). The edge's
+# FIN waits behind the bytes the client has not taken, so the client sees the close only once it
+# reads again (after STALL_MS); the moment of the cut is when the send timeout counter moves.
+case_22() { # a client that never reads: bounded memory, cut after edge.send_timeout_seconds (3)
+  local f=$work/c22 n=$((200 * 1024 * 1024)) stall_ms=5500 before rss max sent_ms t cut_ms='' sends0 sends
+  sends0=$(send_timeouts) || fail "GET /metrics failed"
+  before=$(rss_kb) || fail "no VmRSS for inkwired (pid $server_pid)"
+  max=$before
+  node "$here/edge_clients.js" stall "$hp" "web.$zone" "$ca" "/bytes/$n" "$stall_ms" 8000 >"$f.out" 2>"$f.err" &
+  local client=$!
+  echo "$client" >>"$work/pids"
+  wait_until 5 grep -q '^sent ' "$f.out" || fail "the client sent no request: $(cat "$f.out" "$f.err" | head -c 300)"
+  sent_ms=$(sed -n 's/^sent //p' "$f.out")
+  # While the client takes nothing: inkwired's VmRSS, and when the send timeout counter moves.
+  until grep -q '^resumed ' "$f.out" || ! pid_alive "$client"; do
+    rss=$(rss_kb) || fail "no VmRSS for inkwired (pid $server_pid)"
+    ((rss <= max)) || max=$rss
+    if [[ -z $cut_ms ]]; then
+      sends=$(send_timeouts) || fail "GET /metrics failed"
+      t=$(now_ms)
+      ((sends <= sends0)) || cut_ms=$((t - sent_ms))
+    fi
+    sleep 0.1
+  done
+  wait "$client" || true
+  local state ms bytes buffered
+  read -r state ms bytes < <(grep -E '^(closed|open) ' "$f.out") || fail "client: $(cat "$f.out" "$f.err" | head -c 300)"
+  buffered=$(sed -n 's/^resumed //p' "$f.out")
+  [[ $(sed -n 's/^status //p' "$f.out" | tr -d '\r') == 'HTTP/1.1 200 OK' ]] ||
+    fail "response: '$(sed -n 's/^status //p' "$f.out")', want HTTP/1.1 200 OK"
+  ((buffered < 1048576)) || fail "the client had $buffered bytes buffered while it stalled (it read)"
+  ((max - before < 32768)) || fail "VmRSS grew from $before kB to $max kB (+$((max - before)) kB, limit 32768)"
+  [[ -n $cut_ms ]] || fail "inkwire_edge_timeouts_total{kind=\"send\"} still $sends0 $stall_ms ms after the request"
+  ((cut_ms >= 2500 && cut_ms <= 5000)) || fail "the send timeout fired $cut_ms ms after the request, want about 3000 (2500 to 5000)"
+  [[ $state == closed ]] || fail "connection still open $ms ms after the request ($bytes bytes received)"
+  ((bytes < n)) || fail "the client received all $bytes bytes: the connection was not cut"
+  local code
+  code=$(c -o /dev/null -w '%{http_code}' "$(url web /echo)")
+  [[ $code == 200 ]] || fail "GET /echo after the stalled client: $code"
+  local agent
+  agent=$(grep '^post-aborted ' "$work/agent-web.out" | tail -n 1) || agent="no post-aborted line"
+  log "   (VmRSS $before kB before, max $max kB (+$((max - before)) kB); send timeout $cut_ms ms after" \
+    "the request; the client got $bytes of $n bytes, saw the close at $ms ms; agent: $agent)"
+}
+
 # ---------------------------------------------------------------------------------------------
 titles=(
   [1]="HTTP/1.1 GET /echo: forwarded_for, sni_host, identity encoding, forged forwarding headers dropped"
@@ -625,6 +679,7 @@ titles=(
   [19]="SIGHUP certificate reload; keep-alive connection survives"
   [20]="metrics and access log"
   [21]="agent answering in 3 s (> request_head_timeout_seconds) over HTTP/1.1 and h2"
+  [22]="a client that never reads a 200 MiB response: bounded edge memory, cut after send_timeout_seconds"
 )
 
 run_case() { # run_case N: case_N in a subshell (set -e, its own failure reason)
@@ -664,7 +719,7 @@ run_case() { # run_case N: case_N in a subshell (set -e, its own failure reason)
   fi
 }
 
-for n in ${CASES:-$(seq 1 21)}; do run_case "$n"; done
+for n in ${CASES:-$(seq 1 22)}; do run_case "$n"; done
 
 elapsed=$((SECONDS - started))
 echo
