@@ -575,6 +575,8 @@ asio::awaitable<void> DataPlaneSession::handle_envelope(std::shared_ptr<Envelope
         ok = false;
         break;
       }
+      // END_STREAM rides with the last DATA instead of an empty frame in a write of its own.
+      if (upstream->finished()) break;
     }
     if (ok) {
       (void)h2_->end_stream(*id);

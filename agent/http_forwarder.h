@@ -45,6 +45,8 @@ class UpstreamExchange {
                    UpstreamResponseHead head);
   ~UpstreamExchange();
   const UpstreamResponseHead& head() const { return head_; }
+  // The whole body has been read (the next read_body() returns "").
+  bool finished() const { return done_; }
   // The next piece of the body; "" at its end. Error: the upstream failed mid-body.
   boost::asio::awaitable<Expected<std::string, std::string>> read_body(std::size_t max_bytes = 64 * 1024);
 

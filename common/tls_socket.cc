@@ -25,6 +25,8 @@ TlsSocket::TlsSocket(asio::ip::tcp::socket socket, SSL_CTX* context) : socket_(s
     SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
     // A peer that drops TCP without close_notify reads as EOF, like any other close: agents do it.
     SSL_set_options(ssl_, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    // One read(2) for a record's header and body (and whatever follows), not two per record.
+    SSL_set_read_ahead(ssl_, 1);
   }
 }
 
@@ -38,6 +40,7 @@ TlsSocket::TlsSocket(asio::ip::tcp::socket socket, SSL_CTX* context, const Clien
   SSL_set_connect_state(ssl_);
   SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
   SSL_set_options(ssl_, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  SSL_set_read_ahead(ssl_, 1);
   boost::system::error_code ec;
   (void)asio::ip::make_address(client.server_name, ec);
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
