@@ -1,6 +1,7 @@
 #pragma once
 // Edge integration tests: the relay and the edge in-process (TestRelay::with_edge), a TestAgent
 // behind them playing the SDK, and real third-party clients (curl, openssl) run as processes.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <array>
@@ -9,6 +10,7 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "tests/support/test_control_plane.h"
 #include "tests/support/test_relay.h"
