@@ -33,10 +33,8 @@ void TunnelRuntime::close() {
 asio::awaitable<RuntimeResult> TunnelRuntime::run() {
   proto::ReconnectBackoff backoff;
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
-  bool first = true;
   while (!closing_) {
-    status(first ? RuntimeStatus::connecting : RuntimeStatus::connecting);
-    first = false;
+    status(RuntimeStatus::connecting);
     session_ = std::make_shared<DataPlaneSession>(executor_, settings_, tls_.get(), *forwarder_, logger_);
     session_->on_connected = [this] { status(RuntimeStatus::connected); };
     session_->on_request = on_request;
