@@ -1,0 +1,557 @@
+#!/usr/bin/env bash
+# End-to-end test of our C++ agent's command line, `inkwire connect`, through the real server
+# (`inkwired serve` with roles controlplane + relay + edge), driven as a user would: the agent
+# forwards to a small local HTTP origin (Python, below) and third parties reach it with curl.
+#
+#   agent_e2e.sh INKWIRED INKWIRE
+#
+# One tunnel, "shop", in edge mode. The agent finds the control plane through INKWIRE_API_URL /
+# INKWIRE_API_KEY / INKWIRE_CA_FILE (plain http to the loopback API; the relay's TLS is verified
+# against the installation CA), keeps its state in $work/state/shop, prints status lines on stderr
+# (agent.err) and one line per request on stdout (agent.out). The relay and the third parties
+# share one TLS listener (edge.listen); clients reach shop.$zone on 127.0.0.1 through --resolve.
+#
+# Every case is a function run in a subshell: it prints PASS or FAIL with the reason, and the
+# script goes on; the exit status is non-zero when any case failed. Database, processes and bounds
+# as in edge_e2e.sh: a fresh database in the suite's cluster (INKWIRE_TEST_PG_DIR) or a private
+# cluster, 127.0.0.1 only, every wait bounded, everything stopped by the EXIT trap.
+# KEEP=1 keeps the work directory (configs, logs); CASES="1 2 6" runs only those cases (a case
+# that needs a connected agent starts one).
+set -euo pipefail
+
+INKWIRE_SCRIPT_NAME=agent_e2e
+here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+root=$(cd -- "$here/../.." && pwd -P)
+# shellcheck source-path=SCRIPTDIR/../..
+source "$root/scripts/lib/common.sh"
+source "$root/scripts/lib/pg.sh"
+
+[[ $# -eq 2 ]] || { echo "usage: agent_e2e.sh INKWIRED INKWIRE" >&2; exit 2; }
+inkwired=$(realpath -- "$1")
+inkwire=$(realpath -- "$2")
+for bin in "$inkwired" "$inkwire"; do
+  [[ -f $bin && -x $bin ]] || die "$bin is not an executable file"
+done
+for tool in curl openssl jq psql timeout sha256sum "$INKWIRE_PYTHON"; do
+  command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+
+pg_fixture_dir=${INKWIRE_TEST_PG_DIR:-}
+clean_env=()
+while IFS= read -r var; do
+  if [[ $var == INKWIRE_* && $var != INKWIRE_PYTHON ]]; then clean_env+=(-u "$var"); fi
+done < <(compgen -e)
+
+started=$SECONDS
+work=$(mktemp -d /tmp/inkwire-agent-e2e.XXXXXX)
+chmod 755 "$work" # a private cluster's owner (postgres) must reach it
+: >"$work/pids"   # every background process, one pid a line (cases run in subshells)
+own_pg=0
+admin_url=
+db_name=
+zone=edge.test
+name=shop
+failed=0
+crashes=0
+results=()
+
+log() { printf '[%3ds] %s\n' "$((SECONDS - started))" "$*"; }
+setup_fail() {
+  printf 'agent_e2e: setup failed: %s\n' "$*" >&2
+  exit 1
+}
+# fail MESSAGE: ends the current case (a subshell) with MESSAGE as its reason.
+fail() {
+  printf '%s\n' "$*" >>"$work/why"
+  exit 1
+}
+
+stop_pid() { # stop_pid PID SECONDS: SIGTERM, SIGKILL after SECONDS
+  local pid=$1
+  [[ -n $pid ]] || return 0
+  if pid_alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_gone "$pid" "$2"; then
+      kill -KILL "$pid" 2>/dev/null || true
+      wait_gone "$pid" 5 || true
+    fi
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+# The server, the agent and the origin may be (re)started inside a case's subshell: their pids
+# live in files, not in variables.
+pid_of() { cat "$work/$1.pid" 2>/dev/null || true; } # pid_of server|agent|origin
+
+cleanup() {
+  local rc=$?
+  set +e
+  local pid
+  for pid in $(pid_of agent) $(pid_of origin); do stop_pid "$pid" 2; done
+  while read -r pid; do stop_pid "$pid" 2; done <"$work/pids"
+  stop_pid "$(pid_of server)" 15
+  if [[ -n $db_name && -n $admin_url ]]; then
+    timeout 20 psql -X -q "$admin_url" -c "DROP DATABASE IF EXISTS \"$db_name\" WITH (FORCE)" >/dev/null 2>&1 ||
+      warn "could not drop database $db_name"
+  fi
+  ((own_pg == 0)) || pg_stop "$work/pg"
+  if ((rc != 0)) && [[ -f $work/serve.log ]]; then
+    echo "----- server log: warnings and errors (last 40) -----" >&2
+    awk '$2 ~ /^(warn|warning|error|critical)$/' "$work/serve.log" | tail -n 40 | cut -c1-400 >&2
+    echo "----- agent stderr (last 20) -----" >&2
+    tail -n 20 "$work/agent.err" 2>/dev/null | cut -c1-400 >&2
+  fi
+  if [[ ${KEEP:-0} == 1 ]]; then
+    echo "agent_e2e: kept $work" >&2
+  else
+    rm -rf -- "$work"
+  fi
+  log "done in $((SECONDS - started)) s, exit $rc"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+
+# wait_until SECONDS CMD...: runs CMD every 0.1 s until it succeeds; false after SECONDS.
+wait_until() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+port_accepts() {
+  # shellcheck disable=SC2016 # $1 is the inner shell's
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
+}
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+iw() { timeout 30 env "${clean_env[@]}" "$inkwired" "$@"; }
+
+# ---------------------------------------------------------------------------------------------
+log "database"
+if [[ -n $pg_fixture_dir ]]; then
+  [[ -s $pg_fixture_dir/url ]] || setup_fail "no cluster URL in $pg_fixture_dir/url: is the pg fixture running?"
+  admin_url=$(head -n 1 -- "$pg_fixture_dir/url")
+else
+  own_pg=1
+  pg_init "$work/pg" --auth=trust --username=postgres --no-sync
+  pg_port=$(free_port)
+  pg_start "$work/pg" "$pg_port" || setup_fail "PostgreSQL did not start"
+  admin_url="postgresql://postgres@127.0.0.1:$pg_port/postgres"
+fi
+db_name="agent_e2e_$$_${RANDOM}"
+timeout 20 psql -X -q -v ON_ERROR_STOP=1 "$admin_url" -c "CREATE DATABASE \"$db_name\"" >/dev/null ||
+  setup_fail "cannot create database $db_name"
+db_url="${admin_url%/*}/$db_name"
+
+api_port=$(free_port)
+hp=$(free_port) # edge.listen: the agent (relay) and third parties (TLS)
+pp=$(free_port) # edge.http_listen: plain HTTP
+op=$(free_port) # the origin
+metrics_port=$(free_port)
+ca=$work/ca/ca.pem
+cfg=$work/inkwired.toml
+cat >"$cfg" <<TOML
+roles = ["controlplane", "relay", "edge"]
+zone = "$zone"
+data_plane_host = "127.0.0.1:$hp"
+[database]
+url = "$db_url"
+[api]
+listen = "127.0.0.1:$api_port"
+[metrics]
+listen = "127.0.0.1:$metrics_port"
+[ca]
+dir = "$work/ca"
+[tls]
+cert_file = "$work/server.pem"
+key_file = "$work/server.key"
+[relay]
+listen = ""
+queue_wait_seconds = 2
+[edge]
+listen = "127.0.0.1:$hp"
+http_listen = "127.0.0.1:$pp"
+public_https_port = $hp
+cert_check_seconds = 0
+TOML
+
+log "migrate, server certificate, organisation, API key"
+iw migrate -c "$cfg" >"$work/migrate.out" 2>&1 || setup_fail "inkwired migrate failed: $(tail -n 3 "$work/migrate.out")"
+iw ca issue-server-cert -c "$cfg" --cert-out "$work/server.pem" --key-out "$work/server.key" \
+  --dns "$zone" --dns "*.$zone" --ip 127.0.0.1 >"$work/cert.out" 2>&1 ||
+  setup_fail "issue-server-cert failed: $(tail -n 3 "$work/cert.out")"
+iw admin create-org -c "$cfg" --name e2e >"$work/org.out" 2>&1 || setup_fail "admin create-org failed"
+api_key=$(iw admin create-api-key -c "$cfg" --org e2e --scope admin 2>"$work/key.err") || setup_fail "create-api-key failed"
+[[ $api_key == ApiKey_* ]] || setup_fail "create-api-key printed '$api_key'"
+
+# start_server: `inkwired serve`, its output appended to serve.log, its pid in server.pid; waits
+# for the API and both edge ports.
+start_server() {
+  echo "----- agent_e2e: inkwired serve starts -----" >>"$work/serve.log"
+  (exec env "${clean_env[@]}" "$inkwired" serve -c "$cfg" >>"$work/serve.log" 2>&1) &
+  echo $! >"$work/server.pid"
+  local pid=$! deadline=$((SECONDS + 20))
+  until curl -fsS --max-time 2 "http://127.0.0.1:$api_port/readyz" >/dev/null 2>&1 && port_accepts "$hp" && port_accepts "$pp"; do
+    pid_alive "$pid" || { log "inkwired serve exited during start-up: $(tail -n 5 "$work/serve.log")"; return 1; }
+    ((SECONDS < deadline)) || { log "inkwired serve not ready after 20 s"; return 1; }
+    sleep 0.1
+  done
+}
+log "serve"
+start_server || setup_fail "inkwired serve did not start"
+
+# The origin: files from $work/www on GET and HEAD (http.server), and on POST an echo of the
+# body with its sha256 in X-Body-Sha256. HTTP/1.1 with keep-alive, as the agent pools connections.
+mkdir -p "$work/www"
+printf 'hello from the origin\n' >"$work/www/hello.txt"
+printf '<!doctype html><title>agent e2e</title><p>index</p>\n' >"$work/www/index.html"
+head -c $((5 * 1024 * 1024)) /dev/urandom >"$work/www/big.bin"
+cat >"$work/origin.py" <<'PY'
+import hashlib, http.server, sys
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Body-Sha256", hashlib.sha256(body).hexdigest())
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, fmt, *args):
+        sys.stderr.write("origin: " + (fmt % args) + "\n")
+
+port, root = int(sys.argv[1]), sys.argv[2]
+handler = lambda *a, **k: Handler(*a, directory=root, **k)
+server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+server.daemon_threads = True
+print("origin listening", flush=True)
+server.serve_forever()
+PY
+start_origin() {
+  ("$INKWIRE_PYTHON" "$work/origin.py" "$op" "$work/www" >>"$work/origin.log" 2>&1) &
+  echo $! >"$work/origin.pid"
+  wait_until 10 port_accepts "$op" || { log "the origin did not start: $(tail -n 5 "$work/origin.log")"; return 1; }
+}
+start_origin || setup_fail "the origin did not start"
+log "stack up: https $hp, http $pp, api $api_port, origin $op"
+
+# ---------------------------------------------------------------------------------------------
+# The agent.
+
+agent_env=(env "${clean_env[@]}" HOME="$work/home" INKWIRE_API_URL="http://127.0.0.1:$api_port"
+  INKWIRE_API_KEY="$api_key" INKWIRE_CA_FILE="$ca")
+mkdir -p "$work/home" "$work/state"
+state=$work/state/$name
+# cli ARGS...: the inkwire CLI, configured like the agent.
+cli() { timeout 20 "${agent_env[@]}" "$inkwire" "$@"; }
+
+# start_agent: `inkwire connect` on $state in the background, appending to agent.out (stdout)
+# and agent.err (stderr); its pid in agent.pid, its exit status (once it exits) in agent.rc. The
+# SIGINT disposition is reset to the default, since a background job of a script starts with
+# SIGINT ignored and a user's shell would not do that. Does not wait.
+start_agent() {
+  rm -f -- "$work/agent.rc"
+  echo "----- agent_e2e: inkwire connect starts -----" >>"$work/agent.err"
+  (
+    # shellcheck disable=SC2016 # $1 is the inner shell's
+    "${agent_env[@]}" sh -c 'echo $$ >"$1"; shift; exec "$@"' _ "$work/agent.pid" \
+      env --default-signal=INT,QUIT "$inkwire" connect "$name" --forward-to "http://127.0.0.1:$op" \
+      --state-dir "$state" </dev/null >>"$work/agent.out" 2>>"$work/agent.err"
+    echo $? >"$work/agent.rc"
+  ) &
+  echo $! >>"$work/pids"
+  wait_until 5 test -s "$work/agent.pid" || { log "no agent pid"; return 1; }
+}
+connected_lines() { grep -c ' connected$' "$work/agent.err" || true; }
+# wait_connected SECONDS N: the agent's stderr holds at least N "connected" lines.
+wait_connected() {
+  local deadline=$((SECONDS + $1))
+  until (($(connected_lines) >= $2)); do
+    ((SECONDS < deadline)) || return 1
+    [[ ! -e $work/agent.rc ]] || return 1
+    sleep 0.1
+  done
+}
+# ensure_agent: a connected agent on $state (started when none runs).
+ensure_agent() {
+  local pid
+  pid=$(pid_of agent)
+  if [[ -n $pid ]] && pid_alive "$pid"; then return 0; fi
+  rm -f -- "$work/agent.pid"
+  local before
+  before=$(connected_lines)
+  start_agent || fail "could not start the agent"
+  wait_connected 10 $((before + 1)) || fail "the agent did not connect within 10 s: $(tail -n 5 "$work/agent.err")"
+}
+# stop_agent: SIGTERM, then waits for the exit (a failure when it takes over 5 s).
+stop_agent() {
+  local pid
+  pid=$(pid_of agent)
+  [[ -n $pid ]] || return 0
+  stop_pid "$pid" 5
+  wait_until 5 test -e "$work/agent.rc" || true
+}
+tunnel_json() { cli tunnels get "$name" --json; } # the Tunnel object
+connected_is() { [[ $(tunnel_json | jq -r .currently_connected) == "$1" ]]; }
+tunnel_count() { cli tunnels list --json | jq '.tunnels | length'; }
+
+# ---------------------------------------------------------------------------------------------
+# Client helpers. Case N keeps its files as $work/cN.*
+
+# c ARGS...: curl to the edge, $name.$zone:$hp resolved to 127.0.0.1 (SNI and Host from the URL).
+c() { curl -sS --max-time 20 --cacert "$ca" --resolve "$name.$zone:$hp:127.0.0.1" "$@"; }
+url() { echo "https://$name.$zone:$hp$1"; } # url PATH
+header() { sed -n "s/^$2: *//Ip" "$1" | tr -d '\r' | head -n 1; } # header FILE NAME
+status_of() { sed -n '1s/^HTTP\/[0-9.]* \([0-9]*\).*/\1/p' "$1"; }
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+# get_code PATH: the status of a GET (000 when the request failed).
+get_code() { c -o /dev/null -w '%{http_code}' "$(url "$1")" 2>/dev/null || true; }
+# request_logged METHOD PATH STATUS: the agent printed a request line for it.
+request_logged() { grep -Eq "^[0-9:]+ +$1 +$2 +$3 " "$work/agent.out"; }
+
+# ---------------------------------------------------------------------------------------------
+case_1() { # first connect: tunnel created and connected; state.json
+  ! cli tunnels get "$name" --json >/dev/null 2>&1 || fail "tunnel $name exists before the first connect"
+  [[ ! -e $state ]] || fail "$state exists before the first connect"
+  ensure_agent
+  grep -q "^Forwarding https://${name}\.${zone}[:/0-9]* -> http://127.0.0.1:$op\$" "$work/agent.err" ||
+    fail "no 'Forwarding https://$name.$zone... -> http://127.0.0.1:$op' line: $(head -n 5 "$work/agent.err")"
+  wait_until 5 connected_is true || fail "currently_connected is not true after 5 s: $(tunnel_json)"
+  local t
+  t=$(tunnel_json)
+  [[ $(jq -r .tunnel_name <<<"$t") == "$name" && $(jq -r .tls_mode <<<"$t") == edge ]] ||
+    fail "tunnel: $(jq -c '{tunnel_name, tls_mode}' <<<"$t")"
+  [[ -f $state/state.json ]] || fail "no $state/state.json: $(ls -la "$state" 2>&1)"
+  [[ $(stat -c %a "$state") == 700 ]] || fail "$state has mode $(stat -c %a "$state"), want 700"
+  [[ $(stat -c %a "$state/state.json") == 600 ]] || fail "state.json has mode $(stat -c %a "$state/state.json"), want 600"
+  local s=$state/state.json
+  jq -e . "$s" >/dev/null || fail "state.json is not JSON: $(head -c 300 "$s")"
+  [[ $(jq -r .tunnel_id "$s") == "$(jq -r .id <<<"$t")" ]] ||
+    fail "state.json tunnel_id $(jq -r .tunnel_id "$s"), the API's id $(jq -r .id <<<"$t")"
+  [[ $(jq -r .name "$s") == "$name" ]] || fail "state.json name: $(jq -r .name "$s")"
+  [[ $(jq -r .mode "$s") == edge ]] || fail "state.json mode: $(jq -r .mode "$s")"
+  [[ $(jq -r '.secret // ""' "$s") != "" ]] || fail "state.json has no secret"
+  [[ $(jq -r '.zone // ""' "$s") != "" ]] || fail "state.json has no zone"
+  [[ $(jq -r '.public_host // ""' "$s") == "$name.$zone"* ]] || fail "state.json public_host: $(jq -r .public_host "$s")"
+  log "   (state.json: $(jq -c 'del(.secret)' "$s"))"
+}
+
+case_2() { # GET through the edge: small files, the 5 MiB file, the agent's request lines
+  ensure_agent
+  local f=$work/c2 code
+  code=$(c -o "$f.hello" -w '%{http_code}' "$(url /hello.txt)") || fail "GET /hello.txt failed: $code"
+  [[ $code == 200 ]] || fail "GET /hello.txt: status $code: $(head -c 300 "$f.hello")"
+  cmp -s "$f.hello" "$work/www/hello.txt" || fail "GET /hello.txt: body '$(head -c 200 "$f.hello")'"
+  code=$(c -o "$f.index" -w '%{http_code}' "$(url /)") || fail "GET / failed: $code"
+  [[ $code == 200 ]] || fail "GET /: status $code"
+  cmp -s "$f.index" "$work/www/index.html" || fail "GET /: status $code, body $(head -c 200 "$f.index")"
+  code=$(c -D "$f.h" -o "$f.big" -w '%{http_code}' "$(url /big.bin)") || fail "GET /big.bin failed: $code"
+  [[ $code == 200 ]] || fail "GET /big.bin: status $code"
+  [[ $(stat -c %s "$f.big") == $((5 * 1024 * 1024)) ]] || fail "GET /big.bin: $(stat -c %s "$f.big") bytes"
+  [[ $(sha "$f.big") == "$(sha "$work/www/big.bin")" ]] || fail "GET /big.bin: sha256 differs"
+  code=$(get_code /missing.txt)
+  [[ $code == 404 ]] || fail "GET /missing.txt: status $code, want the origin's 404"
+  local p
+  for p in "/hello.txt 200" "/big.bin 200" "/missing.txt 404"; do
+    wait_until 3 request_logged GET "${p% *}" "${p#* }" || fail "no 'GET ${p% *} ${p#* }' line on the agent's stdout: $(tail -n 5 "$work/agent.out")"
+  done
+}
+
+case_3() { # POST 1 MiB to the echo, over HTTP/1.1 and h2
+  ensure_agent
+  local f=$work/c3 want v
+  head -c $((1024 * 1024)) /dev/urandom >"$f.bin"
+  want=$(sha "$f.bin")
+  for v in --http1.1 --http2; do
+    c "$v" -D "$f$v.h" -o "$f$v.out" -w '%{http_code} %{http_version}\n' -H 'Content-Type: application/octet-stream' \
+      --data-binary "@$f.bin" "$(url /upload)" >"$f$v.code" || fail "$v: curl failed: $(cat "$f$v.code")"
+    read -r code version <"$f$v.code"
+    [[ $code == 200 ]] || fail "$v: status $code: $(head -c 300 "$f$v.out")"
+    [[ $v != --http2 || $version == 2 ]] || fail "curl --http2 used HTTP/$version"
+    [[ $(header "$f$v.h" x-body-sha256) == "$want" ]] || fail "$v: the origin got sha256 $(header "$f$v.h" x-body-sha256), sent $want"
+    [[ $(sha "$f$v.out") == "$want" ]] || fail "$v: the echoed body differs ($(stat -c %s "$f$v.out") bytes)"
+  done
+  wait_until 3 request_logged POST /upload 200 || fail "no 'POST /upload 200' line on the agent's stdout"
+}
+
+case_4() { # origin down: 502 from the agent; origin back: 200
+  ensure_agent
+  local f=$work/c4
+  [[ $(get_code /hello.txt) == 200 ]] || fail "before: GET /hello.txt is not 200"
+  stop_pid "$(pid_of origin)" 5
+  ! port_accepts "$op" || fail "the origin still accepts connections"
+  local v
+  for v in --http1.1 --http2; do
+    c "$v" -D "$f$v.h" -o "$f$v.body" "$(url /hello.txt)" || fail "$v: curl failed with the origin down"
+    [[ $(status_of "$f$v.h") == 502 ]] || fail "$v: status $(status_of "$f$v.h") with the origin down, want 502"
+    [[ -z $(header "$f$v.h" x-inkwire-error) ]] ||
+      fail "$v: x-inkwire-error '$(header "$f$v.h" x-inkwire-error)' (the edge answered, not the agent)"
+  done
+  wait_until 3 request_logged GET /hello.txt 502 || fail "no 'GET /hello.txt 502' line on the agent's stdout"
+  grep -q 'agent answered 502 (upstream-unreachable)' "$work/serve.log" ||
+    fail "no 'agent answered 502 (upstream-unreachable)' line in the server log"
+  log "   (origin down: 502, body '$(head -c 100 "$f--http1.1.body")')"
+  start_origin || fail "the origin did not start again"
+  local code
+  code=$(get_code /hello.txt)
+  [[ $code == 200 ]] || fail "the first GET after the origin came back: status $code"
+  code=$(c -o "$f.big" -w '%{http_code}' "$(url /big.bin)")
+  [[ $code == 200 && $(sha "$f.big") == "$(sha "$work/www/big.bin")" ]] || fail "GET /big.bin after the origin came back: $code"
+}
+
+case_5() { # restart with the same state directory: the same tunnel
+  ensure_agent
+  local id created_at creates
+  id=$(jq -r .tunnel_id "$state/state.json")
+  created_at=$(tunnel_json | jq -r .created_at)
+  stop_agent
+  [[ $(cat "$work/agent.rc" 2>/dev/null) == 0 ]] || fail "the first agent exited with '$(cat "$work/agent.rc" 2>/dev/null)' on SIGTERM"
+  ensure_agent
+  [[ $(jq -r .tunnel_id "$state/state.json") == "$id" ]] || fail "tunnel_id changed: $id -> $(jq -r .tunnel_id "$state/state.json")"
+  [[ $(tunnel_json | jq -r .id) == "$id" ]] || fail "the API's tunnel $name has id $(tunnel_json | jq -r .id), state $id"
+  [[ $(tunnel_json | jq -r .created_at) == "$created_at" ]] || fail "created_at changed: $created_at -> $(tunnel_json | jq -r .created_at)"
+  local n
+  n=$(tunnel_count)
+  [[ $n == 1 ]] || fail "$n tunnels after the restart, want 1: $(cli tunnels list)"
+  creates=$(grep -c "tunnel created .* name=$name " "$work/serve.log" || true)
+  [[ $creates == 1 ]] || fail "$creates 'tunnel created ... name=$name' lines in the server log, want 1"
+  wait_until 5 connected_is true || fail "currently_connected is not true after the restart"
+  [[ $(get_code /hello.txt) == 200 ]] || fail "GET /hello.txt after the restart is not 200"
+  log "   (tunnel $id reused, created_at $created_at)"
+}
+
+case_6() { # server restart: the agent reconnects by itself
+  ensure_agent
+  local before_conn before_re t0 ms
+  before_conn=$(connected_lines)
+  before_re=$(grep -c ' reconnecting in ' "$work/agent.err" || true)
+  stop_pid "$(pid_of server)" 15
+  wait_until 10 test "$(grep -c ' reconnecting in ' "$work/agent.err" || true)" -gt "$before_re" ||
+    fail "no 'reconnecting' line within 10 s of the server's exit: $(tail -n 3 "$work/agent.err")"
+  start_server || fail "the server did not start again"
+  t0=$(now_ms)
+  wait_connected 10 $((before_conn + 1)) ||
+    fail "no 'connected' line within 10 s of the server's restart: $(tail -n 5 "$work/agent.err")"
+  ms=$(($(now_ms) - t0))
+  local code
+  code=$(get_code /hello.txt)
+  [[ $code == 200 ]] || fail "GET /hello.txt after the reconnect: $code"
+  wait_until 5 connected_is true || fail "currently_connected is not true after the reconnect"
+  log "   (connected again $ms ms after the server was ready; $(grep ' reconnecting in ' "$work/agent.err" | tail -n 1))"
+}
+
+case_7() { # a wrong secret: exit 5 with one error line, within seconds
+  ensure_agent
+  local bad=$work/state/bad f=$work/c7 rc=0 t0 ms
+  mkdir -m 700 "$bad"
+  jq '.secret = "wrong-" + .secret' "$state/state.json" >"$bad/state.json"
+  chmod 600 "$bad/state.json"
+  t0=$(now_ms)
+  timeout 15 "${agent_env[@]}" "$inkwire" connect "$name" --forward-to "http://127.0.0.1:$op" --state-dir "$bad" \
+    </dev/null >"$f.out" 2>"$f.err" || rc=$?
+  ms=$(($(now_ms) - t0))
+  ((rc != 124)) || fail "still running after 15 s: $(cat "$f.err")"
+  [[ $rc == 5 ]] || fail "exit status $rc, want 5: $(cat "$f.err")"
+  ((ms < 5000)) || fail "took $ms ms"
+  local errors
+  errors=$(grep -c '^inkwire: ' "$f.err" || true)
+  [[ $errors == 1 ]] || fail "$errors 'inkwire: ' lines on stderr, want 1: $(cat "$f.err")"
+  grep -q '^inkwire: .*secret' "$f.err" || fail "the error does not mention the secret: $(grep '^inkwire: ' "$f.err")"
+  # The tunnel's own agent is unaffected.
+  wait_until 3 connected_is true || fail "currently_connected is false after the refused agent"
+  [[ $(get_code /hello.txt) == 200 ]] || fail "GET /hello.txt after the refused agent is not 200"
+  pid_alive "$(pid_of agent)" || fail "the tunnel's agent exited"
+  log "   (exit 5 after $ms ms: $(grep '^inkwire: ' "$f.err"))"
+}
+
+# signal_agent SIGNAL: sends SIGNAL to a connected agent; it must exit 0 within 5 s, and the API
+# must show the tunnel disconnected within 5 s.
+signal_agent() {
+  local sig=$1 pid t0 ms rc
+  ensure_agent
+  wait_until 5 connected_is true || fail "$sig: currently_connected is not true before the signal"
+  pid=$(pid_of agent)
+  t0=$(now_ms)
+  kill "-$sig" "$pid"
+  wait_gone "$pid" 5 || fail "$sig: the agent still runs 5 s after the signal"
+  ms=$(($(now_ms) - t0))
+  wait_until 3 test -e "$work/agent.rc" || fail "$sig: no exit status recorded"
+  rc=$(cat "$work/agent.rc")
+  [[ $rc == 0 ]] || fail "$sig: exit status $rc, want 0: $(tail -n 3 "$work/agent.err")"
+  tail -n 2 "$work/agent.err" | grep -q ' closed: ' || fail "$sig: no 'closed:' line: $(tail -n 3 "$work/agent.err")"
+  wait_until 5 connected_is false || fail "$sig: currently_connected is still true 5 s after the exit"
+  log "   ($sig: exit 0 after $ms ms, '$(tail -n 1 "$work/agent.err")')"
+}
+case_8() { # SIGINT and SIGTERM: exit 0 at once, the tunnel disconnected
+  signal_agent INT
+  signal_agent TERM
+}
+
+# ---------------------------------------------------------------------------------------------
+titles=(
+  [1]="first connect creates the tunnel, connected; state.json 0600 in a 0700 directory"
+  [2]="GET through the edge: files, 5 MiB sha256, 404, request lines"
+  [3]="POST 1 MiB to the origin's echo over HTTP/1.1 and h2"
+  [4]="origin down: 502 from the agent; origin back: 200"
+  [5]="restart with the same state directory: same tunnel, no new one"
+  [6]="server restart: the agent reconnects by itself within its backoff"
+  [7]="wrong secret: exit 5, one error line, within seconds"
+  [8]="SIGINT and SIGTERM: exit 0 promptly, tunnel shown disconnected"
+)
+
+run_case() { # run_case N: case_N in a subshell (set -e, its own failure reason)
+  local n=$1 rc=0
+  : >"$work/why"
+  set +e
+  (
+    set -eE
+    trap 'printf "unexpected failure at line %s: %s\n" "$LINENO" "$BASH_COMMAND" >>"$work/why"' ERR
+    "case_$n"
+  )
+  rc=$?
+  set -e
+  local died='' pid
+  pid=$(pid_of server)
+  if ! pid_alive "$pid"; then
+    died=" [inkwired serve died during this case]"
+    rc=1
+    crashes=$((crashes + 1))
+  fi
+  if ((rc == 0)); then
+    log "PASS $n. ${titles[$n]}"
+    results+=("PASS $n. ${titles[$n]}")
+  else
+    failed=$((failed + 1))
+    local why
+    why=$(head -c 2000 "$work/why")
+    log "FAIL $n. ${titles[$n]}: ${why:-exit $rc}$died"
+    results+=("FAIL $n. ${titles[$n]}: ${why:-exit $rc}$died")
+  fi
+  if [[ -n $died ]]; then
+    log "inkwired serve died; the last lines of its log:"
+    tail -n 12 "$work/serve.log" | cut -c1-400 | sed 's/^/      /'
+    start_server || log "the restart failed; the remaining cases will fail"
+  fi
+  # A case that stopped the origin and failed before starting it again.
+  pid_alive "$(pid_of origin)" || start_origin || log "the origin did not start again"
+}
+
+for n in ${CASES:-$(seq 1 8)}; do run_case "$n"; done
+
+elapsed=$((SECONDS - started))
+echo
+echo "agent_e2e: summary ($elapsed s)"
+printf '  %s\n' "${results[@]}"
+if ((elapsed >= 90)); then
+  echo "agent_e2e: FAIL: the run took $elapsed s (limit 90 s)"
+  failed=$((failed + 1))
+fi
+((crashes == 0)) || echo "agent_e2e: inkwired serve died $crashes time(s) (restarted each time)"
+((failed == 0)) || { echo "agent_e2e: $failed failure(s)"; exit 1; }
+echo "agent_e2e: PASS"
