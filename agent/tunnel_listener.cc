@@ -75,7 +75,17 @@ TunnelListener::~TunnelListener() = default;
 const std::string& TunnelListener::tunnel_id() const { return impl_->resolved.tunnel.id; }
 const std::string& TunnelListener::name() const { return impl_->resolved.tunnel.tunnel_name; }
 const std::string& TunnelListener::public_host() const { return impl_->resolved.public_host; }
-std::string TunnelListener::public_url() const { return "https://" + impl_->resolved.public_host; }
+// public_host is a bare name (§2.8). The edge shares its TLS port with the relay (§8 A31), so a
+// zone that names a port other than 443 (a local stack) names the public port as well.
+std::string TunnelListener::public_url() const {
+  const std::string& zone = impl_->resolved.zone;
+  const auto colon = zone.rfind(':');
+  const bool has_port = colon != std::string::npos && zone.find(']', colon) == std::string::npos &&
+                        zone.find(':') == colon;
+  std::string url = "https://" + impl_->resolved.public_host;
+  if (has_port && zone.substr(colon + 1) != "443") url += zone.substr(colon);
+  return url;
+}
 
 Expected<std::unique_ptr<TunnelListener>, AgentError> TunnelListener::connect(ConnectOptions options) {
   auto impl = std::make_unique<Impl>();

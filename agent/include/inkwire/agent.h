@@ -93,7 +93,7 @@ class TunnelListener {
   const std::string& tunnel_id() const;
   const std::string& name() const;
   const std::string& public_host() const;
-  std::string public_url() const;  // https://{public_host}
+  std::string public_url() const;  // https://{public_host}, plus the zone's port when it is not 443
 
   // Serves on the calling thread until close(), a signal (per SignalPolicy) or a terminal error
   // (auth_failed, superseded). In-flight requests finish before it returns.
