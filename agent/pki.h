@@ -3,7 +3,7 @@
 #include <string>
 #include <string_view>
 
-#include "agent/openssl_handles.h"
+#include "common/openssl_ptr.h"
 #include "common/clock.h"
 #include "common/expected.h"
 

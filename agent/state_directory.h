@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "agent/openssl_handles.h"
+#include "common/openssl_ptr.h"
 #include "common/clock.h"
 #include "common/expected.h"
 #include "proto/tunnel_state.h"

@@ -3,7 +3,7 @@
 
 #include "common/clock.h"
 #include "common/expected.h"
-#include "controlplane/ca/openssl_ptr.h"
+#include "common/openssl_ptr.h"
 
 // Where the installation CA's key and certificate come from: operator files, or a directory in
 // which the CA is generated on first start. Kept apart from CertificateAuthority so signing code

@@ -6,7 +6,7 @@
 #include "common/secret_hash.h"
 #include "controlplane/ca/ca_files.h"
 #include "controlplane/ca/csr_check.h"
-#include "controlplane/ca/openssl_ptr.h"
+#include "common/openssl_ptr.h"
 #include "controlplane/ca/x509_util.h"
 
 namespace inkwire::controlplane {

@@ -3,7 +3,7 @@
 #include <string_view>
 
 #include "common/expected.h"
-#include "controlplane/ca/openssl_ptr.h"
+#include "common/openssl_ptr.h"
 
 // sign-csr's input rules (PROTOCOL.md §2.5.9, §8 A23), apart from the signing itself, so the rules
 // can be read in one place. Nothing from the CSR except its public key reaches the certificate:

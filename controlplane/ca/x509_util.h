@@ -6,7 +6,7 @@
 
 #include "common/clock.h"
 #include "common/expected.h"
-#include "controlplane/ca/openssl_ptr.h"
+#include "common/openssl_ptr.h"
 
 // Small building blocks over OpenSSL 3 shared by the CA's file handling and its signing paths.
 // Every function reports failure as a one-line string and leaves the thread's OpenSSL error queue

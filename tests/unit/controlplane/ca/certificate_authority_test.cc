@@ -16,7 +16,7 @@
 
 #include "common/encoding.h"
 #include "common/secret_hash.h"
-#include "controlplane/ca/openssl_ptr.h"
+#include "common/openssl_ptr.h"
 #include "controlplane/ca/x509_util.h"
 
 namespace inkwire::controlplane {

@@ -7,9 +7,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-namespace inkwire::controlplane {
+namespace inkwire {
 
-// Owning handles for the OpenSSL objects the CA touches, so no error path can leak one.
+// Owning handles for OpenSSL objects (the CA, the agent's key and CSR), so no error path can leak one.
 template <auto Free>
 struct OpenSslDeleter {
   template <typename T>
@@ -43,4 +43,4 @@ struct OpenSslFree {
 };
 using OpenSslBytesPtr = std::unique_ptr<unsigned char, OpenSslFree>;
 
-}  // namespace inkwire::controlplane
+}  // namespace inkwire
