@@ -65,6 +65,7 @@ class Http1Connection final : public PublicConnection, public std::enable_shared
   bool serve_tunnels_;
   ConnectionWatchdog watchdog_;
   std::string in_;            // bytes read and not yet consumed start at in_off_
+  std::unique_ptr<std::uint8_t[]> read_buffer_;  // scratch for one read (allocated at the first read)
   std::size_t in_off_ = 0;
   bool closed_ = false;
   bool draining_ = false;
