@@ -11,8 +11,8 @@
 #include <boost/json/parse.hpp>
 #include <charconv>
 
-#include "proto/forward_target.h"
-#include "proto/path_check.h"
+#include "agent/http_exchange.h"
+#include "agent/websocket_forwarder.h"
 
 namespace inkwire::agent {
 
@@ -23,6 +23,8 @@ namespace {
 
 constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr std::size_t kMaxWrite = 256 * 1024;
+// Hello and non-200 intake replies are small JSON; anything larger is cut (never buffered whole).
+constexpr std::size_t kMaxControlReply = 64 * 1024;
 
 const std::string* find(const proto::H2Headers& headers, std::string_view name) {
   for (const auto& h : headers) {
@@ -31,32 +33,7 @@ const std::string* find(const proto::H2Headers& headers, std::string_view name) 
   return nullptr;
 }
 
-// The request hop-by-hop set (§4.6 rule 3) and the forwarding fields the agent sets itself (§6.3).
-bool not_forwarded(std::string_view name) {
-  static constexpr std::string_view kSkip[] = {
-      "host", "connection", "upgrade", "keep-alive", "te", "trailer", "transfer-encoding", "proxy-authenticate",
-      "proxy-authorization", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
-      "proxy-connection", "http2-settings", "expect", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
-      "forwarded", "content-length"};
-  for (auto skip : kSkip) {
-    if (name == skip) return true;
-  }
-  return false;
-}
-
 }  // namespace
-
-struct DataPlaneSession::Envelope {
-  std::string request_id;
-  std::string kind;
-  std::string method = "GET";
-  std::string path = "/";
-  std::string forwarded_for;
-  std::vector<proto::HeaderField> forwarded;  // inkbox-h-* without the prefix
-  std::string body;
-  bool oversized = false;
-  SteadyClock::time_point received = SteadyClock::now();
-};
 
 DataPlaneSession::DataPlaneSession(asio::any_io_executor executor, const SessionSettings& settings, SSL_CTX* tls,
                                    HttpForwarder& forwarder, Logger logger)
@@ -68,7 +45,13 @@ DataPlaneSession::DataPlaneSession(asio::any_io_executor executor, const Session
       write_wake_(executor),
       timer_(executor) {}
 
-DataPlaneSession::~DataPlaneSession() = default;
+DataPlaneSession::~DataPlaneSession() {
+  ended_ = true;  // the streams below must not reach back into a session that is going away
+  for (auto& [id, s] : streams_) {
+    if (s.channel) s.channel->on_connection_end();
+  }
+  streams_.clear();
+}
 
 void DataPlaneSession::end_session(SessionEnd end, std::string detail) {
   if (!result_) result_ = SessionResult{end, std::move(detail), connected_};
@@ -77,7 +60,7 @@ void DataPlaneSession::end_session(SessionEnd end, std::string detail) {
   timer_.cancel();
   wake_writer();
   for (auto& [id, s] : streams_) {
-    if (s.wake) s.wake->cancel();
+    if (s.channel) s.channel->on_connection_end();
   }
 }
 
@@ -253,7 +236,9 @@ void DataPlaneSession::handle_events() {
     } else if (auto* closed = std::get_if<proto::H2StreamClosed>(&*event)) {
       on_stream_closed(*closed);
     } else if (auto* writable = std::get_if<proto::H2StreamWritable>(&*event)) {
-      if (auto it = streams_.find(writable->stream_id); it != streams_.end() && it->second.wake) it->second.wake->cancel();
+      if (auto it = streams_.find(writable->stream_id); it != streams_.end() && it->second.channel) {
+        it->second.channel->on_writable();
+      }
     } else if (auto* goaway = std::get_if<proto::H2GoAwayReceived>(&*event)) {
       // §4.10 / §9: NO_ERROR is a drain (reconnect now, in-flight posts finish here); 0x1201 means
       // another agent took the tunnel over.
@@ -272,12 +257,28 @@ void DataPlaneSession::handle_events() {
   }
 }
 
+std::shared_ptr<TunnelStream> DataPlaneSession::track(std::int32_t id, StreamKind kind) {
+  StreamState& s = streams_[id];
+  s.kind = kind;
+  s.channel = std::make_shared<TunnelStream>(executor_, *this, id);
+  return s.channel;
+}
+
 void DataPlaneSession::on_response_headers(proto::H2ResponseHeaders&& headers) {
   auto it = streams_.find(headers.stream_id);
   if (it == streams_.end()) return;
   StreamState& s = it->second;
   s.status = headers.status;
+  if (s.channel) {
+    s.channel->on_headers(headers.status, std::move(headers.headers), headers.end_stream);
+    if (headers.end_stream) s.ended = true;
+    return;
+  }
   s.headers = std::move(headers.headers);
+  if (s.kind == StreamKind::intake && s.status == 200) {
+    envelope_arrived(headers.stream_id, s, headers.end_stream);
+    return;
+  }
   if (headers.end_stream) {
     s.ended = true;
     stream_complete(headers.stream_id, s);
@@ -285,16 +286,28 @@ void DataPlaneSession::on_response_headers(proto::H2ResponseHeaders&& headers) {
 }
 
 void DataPlaneSession::on_data(proto::H2Data&& data) {
-  (void)h2_->consume(data.stream_id, data.bytes.size());  // hello, intake and post replies: credited at once
   auto it = streams_.find(data.stream_id);
-  if (it == streams_.end()) return;
+  if (it == streams_.end()) {
+    (void)h2_->consume(data.stream_id, data.bytes.size());
+    return;
+  }
   StreamState& s = it->second;
-  if (s.kind != StreamKind::post) {
-    if (s.body.size() + data.bytes.size() > settings_.max_inbound_body_bytes + 64 * 1024) {
-      s.oversized = true;  // keep reading, answer 413 once the envelope is complete
-    } else {
-      s.body.append(reinterpret_cast<const char*>(data.bytes.data()), data.bytes.size());
-    }
+  if (s.kind == StreamKind::post) {
+    // The relay's answer to a post is a status; its few body bytes are nobody's to read.
+    (void)h2_->consume(data.stream_id, data.bytes.size());
+    s.channel->on_data({}, data.end_stream);
+    if (data.end_stream) s.ended = true;
+    return;
+  }
+  if (s.channel) {
+    // Credited as the task reads it (TunnelStream), so a slow upstream holds the relay back.
+    s.channel->on_data(data.bytes, data.end_stream);
+    if (data.end_stream) s.ended = true;
+    return;
+  }
+  (void)h2_->consume(data.stream_id, data.bytes.size());
+  if (s.body.size() + data.bytes.size() <= kMaxControlReply) {
+    s.body.append(reinterpret_cast<const char*>(data.bytes.data()), data.bytes.size());
   }
   if (data.end_stream) {
     s.ended = true;
@@ -306,10 +319,13 @@ void DataPlaneSession::on_stream_closed(const proto::H2StreamClosed& closed) {
   auto it = streams_.find(closed.stream_id);
   if (it == streams_.end()) return;
   StreamState& s = it->second;
-  s.closed = true;
-  if (s.wake) s.wake->cancel();
+  if (s.channel) {
+    s.channel->on_closed(closed.error_code != 0);
+    streams_.erase(it);
+    return;
+  }
   if (s.kind == StreamKind::intake && !s.ended) {
-    // Reset by the server before END_STREAM (§4.5 step 5): park again at once.
+    // Reset by the server before it delivered anything (§4.5 step 5): park again at once.
     const int slot = s.slot;
     streams_.erase(it);
     if (!ended_ && !closing_) park(slot);
@@ -319,7 +335,7 @@ void DataPlaneSession::on_stream_closed(const proto::H2StreamClosed& closed) {
     end_session(SessionEnd::transient, "the hello stream was reset");
     return;
   }
-  streams_.erase(it);  // a post task still writing finds its stream gone and stops
+  streams_.erase(it);
 }
 
 void DataPlaneSession::park(int slot) {
@@ -370,40 +386,44 @@ void DataPlaneSession::hello_complete(StreamState& stream) {
   for (int slot = 0; slot < pool_; ++slot) park(slot);
 }
 
+void DataPlaneSession::envelope_arrived(std::int32_t id, StreamState& s, bool end_stream) {
+  const int slot = s.slot;
+  auto envelope = std::make_shared<Envelope>();
+  for (auto& h : s.headers) {
+    const std::string_view name = h.name;
+    if (name == "inkbox-request-id") envelope->request_id = std::move(h.value);
+    else if (name == "inkbox-route-kind") envelope->kind = std::move(h.value);
+    else if (name == "inkbox-method") envelope->method = std::move(h.value);
+    else if (name == "inkbox-path") envelope->path = std::move(h.value);
+    else if (name == "inkbox-forwarded-for") envelope->forwarded_for = std::move(h.value);
+    else if (name == "inkbox-sni-host") envelope->sni_host = std::move(h.value);
+    else if (name == "inkbox-ws-id") envelope->ws_id = std::move(h.value);
+    else if (name == "inkbox-tcp-id") envelope->tcp_id = std::move(h.value);
+    else if (name.starts_with("inkbox-h-")) envelope->forwarded.push_back({std::string(name.substr(9)), std::move(h.value)});
+  }
+  s.headers.clear();
+  // The body streams in on the same HTTP/2 stream; the slot is parked again at once (the relay
+  // unparked this stream when it delivered), so the pool stays full while the body arrives.
+  envelope->body = std::make_shared<TunnelStream>(executor_, *this, id);
+  envelope->body->on_headers(200, {}, end_stream);
+  envelope->body->mark_sent_end();
+  s.channel = envelope->body;
+  if (end_stream) s.ended = true;
+  if (!closing_ && !ended_) park(slot);
+  if (envelope->request_id.empty()) return;  // what the SDKs do: nothing can be posted back
+  ++in_flight_;
+  asio::co_spawn(executor_, [self = shared_from_this(), envelope] { return self->handle_envelope(envelope); },
+                 asio::detached);
+}
+
 void DataPlaneSession::stream_complete(std::int32_t id, StreamState& s) {
   if (s.kind == StreamKind::hello) {
     hello_complete(s);
     streams_.erase(id);
     return;
   }
-  if (s.kind == StreamKind::post) {
-    if (s.status >= 400) logger_->info("agent: the relay answered a response post with {}", s.status);
-    if (s.closed) streams_.erase(id);
-    return;
-  }
-  // An intake's answer.
+  // A non-200 intake reply (200s are envelopes, handled as their headers arrive).
   const int slot = s.slot;
-  if (s.status == 200) {
-    auto envelope = std::make_shared<Envelope>();
-    envelope->body = std::move(s.body);
-    envelope->oversized = s.oversized;
-    for (auto& h : s.headers) {
-      const std::string_view name = h.name;
-      if (name == "inkbox-request-id") envelope->request_id = h.value;
-      else if (name == "inkbox-route-kind") envelope->kind = h.value;
-      else if (name == "inkbox-method") envelope->method = h.value;
-      else if (name == "inkbox-path") envelope->path = h.value;
-      else if (name == "inkbox-forwarded-for") envelope->forwarded_for = h.value;
-      else if (name.starts_with("inkbox-h-")) envelope->forwarded.push_back({std::string(name.substr(9)), std::move(h.value)});
-    }
-    streams_.erase(id);
-    if (!closing_ && !ended_) park(slot);
-    if (envelope->request_id.empty()) return;  // what the SDKs do: nothing can be posted back
-    ++in_flight_;
-    asio::co_spawn(executor_, [self = shared_from_this(), envelope] { return self->handle_envelope(envelope); },
-                   asio::detached);
-    return;
-  }
   const std::string* reason = find(s.headers, "inkbox-reason");
   if (s.status == 401) {
     const bool superseded = reason && *reason == "intake-superseded";
@@ -415,11 +435,15 @@ void DataPlaneSession::stream_complete(std::int32_t id, StreamState& s) {
   if (!closing_ && !ended_) park(slot);  // 204 (idle) and anything else: park again at once
 }
 
-std::optional<std::int32_t> DataPlaneSession::open_post(const Envelope& envelope, int status, std::string_view reason,
-                                                        const std::vector<proto::HeaderField>& headers,
-                                                        std::optional<std::uint64_t> content_length,
-                                                        bool empty_body) {
-  if (ended_) return std::nullopt;
+std::chrono::steady_clock::time_point DataPlaneSession::response_deadline(const Envelope& envelope) const {
+  return envelope.received + std::chrono::milliseconds(static_cast<std::int64_t>(response_deadline_seconds_ * 1000));
+}
+
+std::shared_ptr<TunnelStream> DataPlaneSession::open_post(const Envelope& envelope, int status, std::string_view reason,
+                                                          const std::vector<proto::HeaderField>& headers,
+                                                          std::optional<std::uint64_t> content_length,
+                                                          bool empty_body) {
+  if (ended_) return nullptr;
   proto::H2Headers fields;
   fields.reserve(headers.size() + 6);
   fields.push_back({"x-tunnel-id", settings_.tunnel_id});
@@ -436,156 +460,65 @@ std::optional<std::int32_t> DataPlaneSession::open_post(const Envelope& envelope
                                 fields, empty_body);
   if (!id) {
     logger_->warn("agent: cannot post the response for {}: {}", envelope.request_id, id.error().detail);
-    return std::nullopt;
+    return nullptr;
   }
-  StreamState& s = streams_[*id];
-  s.kind = StreamKind::post;
-  s.wake = std::make_shared<asio::steady_timer>(executor_);
   wake_writer();
-  return *id;
-}
-
-asio::awaitable<bool> DataPlaneSession::write_post_body(std::int32_t stream,
-                                                        std::shared_ptr<asio::steady_timer> wake,
-                                                        std::string_view bytes) {
-  while (!bytes.empty()) {
-    if (ended_) co_return false;
-    auto it = streams_.find(stream);
-    if (it == streams_.end() || it->second.closed) co_return false;
-    auto taken = h2_->write_data(stream, bytes);
-    if (!taken) co_return false;
-    bytes.remove_prefix(*taken);
-    wake_writer();
-    if (!bytes.empty()) {
-      wake->expires_at(SteadyClock::time_point::max());
-      co_await wake->async_wait(asio::as_tuple(asio::use_awaitable));
-    }
-  }
-  co_return true;
+  return track(*id, StreamKind::post);
 }
 
 asio::awaitable<void> DataPlaneSession::post_simple(const Envelope& envelope, int status, std::string_view reason,
                                                     std::string_view body) {
   std::vector<proto::HeaderField> headers;
   if (!body.empty()) headers.push_back({"content-type", "text/plain; charset=utf-8"});
-  if (!reason.empty()) headers.push_back({"inkbox-reason", std::string(reason)});
-  auto id = open_post(envelope, status, reason, headers, body.size(), body.empty());
-  if (!id || body.empty()) co_return;
-  auto wake = streams_[*id].wake;
-  if (co_await write_post_body(*id, wake, body)) (void)h2_->end_stream(*id);
+  auto post = open_post(envelope, status, reason, headers, body.size(), body.empty());
+  if (!post || body.empty()) co_return;
+  const auto written = co_await post->write_all(body);
+  if (!written) post->finish_sending();
+}
+
+std::shared_ptr<TunnelStream> DataPlaneSession::open_bridge(BridgeKind kind, const std::string& id) {
+  if (ended_) return nullptr;
+  const bool ws = kind == BridgeKind::ws;
+  proto::H2Headers headers{{"sec-websocket-version", "13"}};
+  if (!ws) headers.push_back({"sec-websocket-protocol", "inkbox-tunnel-tcp"});
+  headers.push_back({"x-tunnel-id", settings_.tunnel_id});
+  headers.push_back({"x-tunnel-secret", settings_.secret});
+  headers.push_back({ws ? "inkbox-ws-id" : "inkbox-tcp-id", id});
+  const std::string path = (ws ? "/_system/ws/" : "/_system/tcp/") + id;
+  std::optional<std::string> protocol(ws ? "inkbox-tunnel-ws" : "inkbox-tunnel-tcp");
+  auto stream = h2_->submit_request("CONNECT", "https", settings_.authority, path, headers, false, protocol);
+  if (!stream) {
+    logger_->warn("agent: cannot open the bridge {}: {}", path, stream.error().detail);
+    return nullptr;
+  }
   wake_writer();
+  return track(*stream, StreamKind::bridge);
 }
 
 asio::awaitable<void> DataPlaneSession::handle_envelope(std::shared_ptr<Envelope> envelope) {
   auto self = shared_from_this();
-  RequestRecord record;
-  record.method = envelope->method;
-  record.path = envelope->path;
-  record.bytes_in = envelope->body.size();
   const auto started = SteadyClock::now();
-  const auto finish = [&](int status) {
-    record.status = status;
-    record.duration = SteadyClock::now() - started;
-    if (on_request) on_request(record);
-    if (--in_flight_ == 0 && closing_ && !ended_) end_session(result_ ? result_->end : SessionEnd::closed, "closed");
-  };
+  ExchangeOutcome outcome;
   if (envelope->kind == "ws-upgrade") {
-    co_await post_simple(*envelope, 501, "ws-not-supported", "WebSocket forwarding is not supported yet");
-    finish(501);
-    co_return;
-  }
-  if (envelope->kind == "tcp-stream") {
+    outcome = co_await forward_websocket(*this, forwarder_.dialer(), random_, *envelope, WebSocketLimits{});
+  } else if (envelope->kind == "tcp-stream") {
+    // §4.9: never for an edge tunnel; logged and dropped, no bridge.
     logger_->info("agent: dropped a tcp-stream envelope (this agent serves an edge tunnel)");
-    finish(0);
-    co_return;
+  } else {
+    outcome = co_await forward_http(*this, forwarder_, *envelope);
   }
-  if (proto::invalid_path_reason(envelope->path)) {
-    co_await post_simple(*envelope, 400, "invalid-path", "invalid path");
-    finish(400);
-    co_return;
+  envelope->body->close();  // unread body bytes are credited back
+  if (outcome.status != 0 && on_request) {
+    RequestRecord record;
+    record.method = envelope->method;
+    record.path = envelope->path;
+    record.status = outcome.status;
+    record.duration = SteadyClock::now() - started;
+    record.bytes_in = outcome.bytes_in;
+    record.bytes_out = outcome.bytes_out;
+    on_request(record);
   }
-  if (envelope->oversized || envelope->body.size() > settings_.max_inbound_body_bytes) {
-    co_await post_simple(*envelope, 413, "request-body-too-large", "request body too large");
-    finish(413);
-    co_return;
-  }
-  // §6.3: the upstream request.
-  UpstreamRequest request;
-  request.method = envelope->method;
-  const std::string url = proto::join_forward_url(forwarder_.target(), envelope->path);
-  const auto authority_end = url.find('/', url.find("://") + 3);
-  request.target = authority_end == std::string::npos ? "/" : url.substr(authority_end);
-  request.headers.push_back({"Host", proto::host_header(forwarder_.target())});
-  request.headers.push_back({"X-Forwarded-Host", settings_.public_host});
-  request.headers.push_back({"X-Forwarded-Proto", "https"});
-  if (!envelope->forwarded_for.empty()) {
-    request.headers.push_back({"X-Forwarded-For", envelope->forwarded_for});
-    const bool v6 = envelope->forwarded_for.find(':') != std::string::npos;
-    request.headers.push_back({"Forwarded", v6 ? "for=\"[" + envelope->forwarded_for + "]\"" : "for=" + envelope->forwarded_for});
-  }
-  for (auto& h : envelope->forwarded) {
-    if (not_forwarded(h.name)) continue;
-    request.headers.push_back(std::move(h));
-  }
-  request.send_body = envelope->method != "GET" && envelope->method != "HEAD";
-  request.body = std::move(envelope->body);
-  const auto deadline = envelope->received + std::chrono::milliseconds(static_cast<std::int64_t>(response_deadline_seconds_ * 1000));
-  auto started_upstream = co_await forwarder_.start(request, deadline);
-  if (!started_upstream) {
-    const bool timed_out = started_upstream.error().find("timed out") != std::string::npos;
-    logger_->info("agent: {} {}: {}", envelope->method, envelope->path, started_upstream.error());
-    if (timed_out) {
-      co_await post_simple(*envelope, 504, "response-deadline-exceeded", "response deadline exceeded");
-      finish(504);
-    } else {
-      co_await post_simple(*envelope, 502, "upstream-unreachable", "upstream unreachable");
-      finish(502);
-    }
-    co_return;
-  }
-  auto upstream = std::move(*started_upstream);
-  const UpstreamResponseHead& head = upstream->head();
-  if (head.content_length && *head.content_length > settings_.max_outbound_body_bytes) {
-    co_await post_simple(*envelope, 502, "response-too-large", "response too large");
-    finish(502);
-    co_return;
-  }
-  // Streamed toward our relay: the post announces the length when the upstream did, and the body
-  // goes out as it arrives (the SDKs buffer it; the relay accepts both).
-  const bool empty = !head.has_body || (head.content_length && *head.content_length == 0);
-  auto id = open_post(*envelope, head.status, {}, head.headers, empty ? std::optional<std::uint64_t>(0) : head.content_length,
-                      empty);
-  if (!id) {
-    finish(head.status);
-    co_return;
-  }
-  if (!empty) {
-    auto wake = streams_[*id].wake;
-    bool ok = true;
-    for (;;) {
-      auto piece = co_await upstream->read_body();
-      if (!piece) {
-        logger_->info("agent: {} {}: {}", envelope->method, envelope->path, piece.error());
-        ok = false;
-        break;
-      }
-      if (piece->empty()) break;
-      record.bytes_out += piece->size();
-      if (record.bytes_out > settings_.max_outbound_body_bytes || !co_await write_post_body(*id, wake, *piece)) {
-        ok = false;
-        break;
-      }
-      // END_STREAM rides with the last DATA instead of an empty frame in a write of its own.
-      if (upstream->finished()) break;
-    }
-    if (ok) {
-      (void)h2_->end_stream(*id);
-    } else if (!ended_) {
-      (void)h2_->reset_stream(*id, proto::kH2Cancel);
-    }
-    wake_writer();
-  }
-  finish(head.status);
+  if (--in_flight_ == 0 && closing_ && !ended_) end_session(result_ ? result_->end : SessionEnd::closed, "closed");
 }
 
 }  // namespace inkwire::agent

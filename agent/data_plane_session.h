@@ -13,8 +13,11 @@
 #include <string>
 #include <unordered_map>
 
+#include "agent/envelope.h"
 #include "agent/http_forwarder.h"
+#include "agent/tunnel_stream.h"
 #include "common/logging.h"
+#include "common/random_source.h"
 #include "common/tls_socket.h"
 #include "proto/h2_session.h"
 
@@ -60,11 +63,11 @@ struct RequestRecord {
   std::uint64_t bytes_out = 0;
 };
 
-class DataPlaneSession : public std::enable_shared_from_this<DataPlaneSession> {
+class DataPlaneSession : public std::enable_shared_from_this<DataPlaneSession>, public StreamOwner {
  public:
   DataPlaneSession(boost::asio::any_io_executor executor, const SessionSettings& settings, SSL_CTX* tls,
                    HttpForwarder& forwarder, Logger logger);
-  ~DataPlaneSession();
+  ~DataPlaneSession() override;
 
   boost::asio::awaitable<SessionResult> run();
   // Graceful: GOAWAY, in-flight requests finish (bounded by the response deadline), then close.
@@ -72,20 +75,39 @@ class DataPlaneSession : public std::enable_shared_from_this<DataPlaneSession> {
   std::function<void()> on_connected;
   std::function<void(const RequestRecord&)> on_request;
 
+  // ---- For the tasks that handle envelopes (http_exchange, websocket_forwarder) ----
+  // Opens /_system/response/{request_id} (§4.7) with the status, headers and reason. The body, if
+  // any, is written to the returned stream and finished with finish_sending(); its own reply (the
+  // relay's 200) can be awaited with wait_headers(). Null when the connection is gone.
+  std::shared_ptr<TunnelStream> open_post(const Envelope& envelope, int status, std::string_view reason,
+                                          const std::vector<proto::HeaderField>& headers,
+                                          std::optional<std::uint64_t> content_length, bool empty_body);
+  // A short text answer (errors): the whole post in one go.
+  boost::asio::awaitable<void> post_simple(const Envelope& envelope, int status, std::string_view reason,
+                                           std::string_view body);
+  // CONNECT /_system/ws/{id} or /_system/tcp/{id} with the bridge's :protocol and headers (§4.2).
+  enum class BridgeKind { ws, tcp };
+  std::shared_ptr<TunnelStream> open_bridge(BridgeKind kind, const std::string& id);
+  const SessionSettings& settings() const { return settings_; }
+  std::chrono::steady_clock::time_point response_deadline(const Envelope& envelope) const;
+  const Logger& logger() const { return logger_; }
+  boost::asio::any_io_executor executor() const { return executor_; }
+
+  // StreamOwner
+  proto::H2Session* h2() override { return ended_ ? nullptr : h2_.get(); }
+  void wake_writer() override { write_wake_.cancel(); }
+
  private:
-  enum class StreamKind { hello, intake, post };
+  enum class StreamKind { hello, intake, post, bridge };
   struct StreamState {
     StreamKind kind = StreamKind::intake;
     int slot = 0;
     int status = 0;
     proto::H2Headers headers;
-    std::string body;
+    std::string body;     // hello and non-200 intake replies (small, bounded)
     bool ended = false;   // END_STREAM received
-    bool closed = false;
-    bool oversized = false;
-    std::shared_ptr<boost::asio::steady_timer> wake;  // post streams: writable again
+    std::shared_ptr<TunnelStream> channel;  // a 200 intake's body, a post, a bridge
   };
-  struct Envelope;
 
   boost::asio::awaitable<bool> connect_transport();
   boost::asio::awaitable<void> write_loop();
@@ -96,18 +118,11 @@ class DataPlaneSession : public std::enable_shared_from_this<DataPlaneSession> {
   void on_stream_closed(const proto::H2StreamClosed& closed);
   void stream_complete(std::int32_t id, StreamState& stream);
   void hello_complete(StreamState& stream);
+  void envelope_arrived(std::int32_t id, StreamState& stream, bool end_stream);
   void park(int slot);
   void end_session(SessionEnd end, std::string detail);
-  void wake_writer() { write_wake_.cancel(); }
   boost::asio::awaitable<void> handle_envelope(std::shared_ptr<Envelope> envelope);
-  // (string_view, not std::string: GCC 12 destroys a prvalue coroutine argument twice, PR 100611.)
-  boost::asio::awaitable<void> post_simple(const Envelope& envelope, int status, std::string_view reason,
-                                           std::string_view body);
-  boost::asio::awaitable<bool> write_post_body(std::int32_t stream, std::shared_ptr<boost::asio::steady_timer> wake,
-                                               std::string_view bytes);
-  std::optional<std::int32_t> open_post(const Envelope& envelope, int status, std::string_view reason,
-                                        const std::vector<proto::HeaderField>& headers,
-                                        std::optional<std::uint64_t> content_length, bool empty_body);
+  std::shared_ptr<TunnelStream> track(std::int32_t id, StreamKind kind);
 
   boost::asio::any_io_executor executor_;
   const SessionSettings& settings_;
@@ -130,6 +145,7 @@ class DataPlaneSession : public std::enable_shared_from_this<DataPlaneSession> {
   std::chrono::steady_clock::time_point next_ping_at_;
   std::uint64_t ping_opaque_ = 0;
   int in_flight_ = 0;
+  SecureRandom random_;  // WebSocket keys and masks
 };
 
 }  // namespace inkwire::agent

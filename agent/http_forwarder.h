@@ -1,8 +1,8 @@
 #pragma once
-// The agent's HTTP/1.1 client toward its `forward_to` upstream (PROTOCOL.md §6.3): keep-alive
-// connections kept in a small pool, the request written whole (the envelope body is complete), the
-// response head returned at once and its body read in chunks, so the response post can stream it
-// to the relay and the agent never holds a whole body.
+// The agent's HTTP/1.1 client toward its `forward_to` upstream (PROTOCOL.md §6.3), http:// or
+// https://: keep-alive connections kept in a small pool, the request body written whole or streamed
+// from the envelope as it arrives, the response head returned at once and its body read in chunks,
+// so the response post can stream it to the relay and the agent never holds a whole body.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "agent/upstream_dialer.h"
+#include "common/byte_stream.h"
 #include "common/expected.h"
 #include "common/logging.h"
 #include "proto/forward_target.h"
@@ -25,6 +27,10 @@ struct UpstreamRequest {
   std::vector<proto::HeaderField> headers;  // Host first; no content-length (added from body)
   std::string body;
   bool send_body = true;  // TS sends no body for GET and HEAD
+  // When set, the body is read from this stream to its EOF instead of `body` (the envelope's DATA
+  // as the relay delivers it): with Content-Length when `body_length` is known, else chunked.
+  ByteStream* body_stream = nullptr;
+  std::optional<std::uint64_t> body_length;
 };
 
 struct UpstreamResponseHead {
@@ -56,28 +62,33 @@ class UpstreamExchange {
   UpstreamResponseHead head_;
   bool done_ = false;
   bool failed_ = false;
+  std::unique_ptr<char[]> scratch_;
+  std::size_t scratch_size_ = 0;
 };
 
 class HttpForwarder {
  public:
+  // http:// targets, or https:// verified against the system roots.
   HttpForwarder(boost::asio::any_io_executor executor, proto::ForwardTarget target, Logger logger,
                 std::size_t max_idle_connections = 64);
+  HttpForwarder(std::unique_ptr<UpstreamDialer> dialer, Logger logger, std::size_t max_idle_connections = 64);
   ~HttpForwarder();
 
   // Sends the request and waits for the response head (bounded by `deadline`). A reused
-  // connection the upstream had closed meanwhile is retried once on a fresh one.
+  // connection the upstream had closed meanwhile is retried once on a fresh one (before any byte
+  // of a streamed body was taken; a pooled connection is also probed for a FIN before use).
   boost::asio::awaitable<Expected<std::unique_ptr<UpstreamExchange>, std::string>> start(
       const UpstreamRequest& request, std::chrono::steady_clock::time_point deadline);
-  const proto::ForwardTarget& target() const { return target_; }
+  const proto::ForwardTarget& target() const { return dialer_->target(); }
+  UpstreamDialer& dialer() { return *dialer_; }
 
  private:
   friend class UpstreamExchange;
   void release(std::unique_ptr<UpstreamConnection> connection);
-  boost::asio::awaitable<Expected<std::unique_ptr<UpstreamConnection>, std::string>> open(
-      std::chrono::steady_clock::time_point deadline);
+  boost::asio::awaitable<boost::system::error_code> write_body(UpstreamConnection& connection,
+                                                               const UpstreamRequest& request);
 
-  boost::asio::any_io_executor executor_;
-  proto::ForwardTarget target_;
+  std::unique_ptr<UpstreamDialer> dialer_;
   Logger logger_;
   std::size_t max_idle_;
   std::vector<std::unique_ptr<UpstreamConnection>> idle_;

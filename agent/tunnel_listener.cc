@@ -91,10 +91,6 @@ Expected<std::unique_ptr<TunnelListener>, AgentError> TunnelListener::connect(Co
   auto impl = std::make_unique<Impl>();
   auto forward = proto::parse_forward_target(options.forward_to, options.allow_remote_forwarding);
   if (!forward) return unexpected(AgentError{AgentError::Kind::invalid_argument, "--forward-to: " + forward.error()});
-  if (forward->scheme != "http") {
-    return unexpected(AgentError{AgentError::Kind::invalid_argument,
-                                 "--forward-to: https upstreams are not supported by this agent yet; use http://"});
-  }
   if (options.tls_mode == TunnelTlsMode::passthrough) {
     return unexpected(AgentError{AgentError::Kind::invalid_argument,
                                  "passthrough tunnels are not supported by this agent yet; use tls_mode edge"});
@@ -168,7 +164,10 @@ Expected<Unit, AgentError> TunnelListener::wait() {
   settings.max_inbound_body_bytes = impl.options.max_inbound_body_bytes;
   settings.max_outbound_body_bytes = impl.options.max_outbound_body_bytes;
   auto logger = make_logger("inkwire", std::getenv("INKWIRE_LOG_LEVEL") ? std::getenv("INKWIRE_LOG_LEVEL") : "warn");
-  auto forwarder = std::make_unique<agent::HttpForwarder>(impl.io.get_executor(), impl.forward, logger);
+  agent::UpstreamTlsOptions upstream_tls{impl.options.forward_to_verify_tls, impl.options.forward_to_ca_bundle};
+  auto dialer = agent::UpstreamDialer::create(impl.io.get_executor(), impl.forward, upstream_tls);
+  if (!dialer) return unexpected(AgentError{AgentError::Kind::invalid_argument, dialer.error()});
+  auto forwarder = std::make_unique<agent::HttpForwarder>(std::move(*dialer), logger);
   impl.runtime = std::make_unique<agent::TunnelRuntime>(impl.io.get_executor(), settings, std::move(*tls),
                                                         std::move(forwarder), logger);
   if (impl.options.on_status) {

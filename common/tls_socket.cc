@@ -50,7 +50,7 @@ TlsSocket::TlsSocket(asio::ip::tcp::socket socket, SSL_CTX* context, const Clien
     SSL_set_tlsext_host_name(ssl_, client.server_name.c_str());
     X509_VERIFY_PARAM_set1_host(param, client.server_name.c_str(), client.server_name.size());
   }
-  SSL_set_verify(ssl_, SSL_VERIFY_PEER, nullptr);
+  SSL_set_verify(ssl_, client.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
 }
 
 TlsSocket::~TlsSocket() {

@@ -34,6 +34,7 @@ class TlsSocket final : public ByteStream {
   // do), and the peer certificate must match it (DNS name, or IP SAN for a literal).
   struct Client {
     std::string server_name;
+    bool verify = true;  // false only for a local upstream the user chose not to verify
   };
   TlsSocket(boost::asio::ip::tcp::socket socket, SSL_CTX* context, const Client& client);
   ~TlsSocket();

@@ -83,6 +83,11 @@ int main(int argc, char** argv) {
   connect->add_option("--api-url", options.api_url, "control-plane URL (else INKWIRE_API_URL)");
   connect->add_option("--api-key", options.api_key, "API key (else INKWIRE_API_KEY)");
   connect->add_option("--ca-file", options.ca_file, "extra CA certificates, PEM (else INKWIRE_CA_FILE)");
+  connect->add_option("--forward-to-ca-bundle", options.forward_to_ca_bundle,
+                      "extra CA certificates (PEM) for an https:// --forward-to");
+  bool no_verify = false;
+  connect->add_flag("--forward-to-no-verify", no_verify,
+                    "accept any certificate from an https:// --forward-to (a self-signed dev server)");
   connect->add_flag("--allow-remote-forwarding", options.allow_remote_forwarding,
                     "allow a --forward-to host other than loopback");
   connect->add_option("--max-request-bytes", options.max_inbound_body_bytes,
@@ -95,6 +100,7 @@ int main(int argc, char** argv) {
     options.on_pending_removal =
         pending == "error" ? inkwire::PendingRemovalPolicy::error : inkwire::PendingRemovalPolicy::auto_restore;
     if (!secret.empty()) options.secret = secret;
+    options.forward_to_verify_tls = !no_verify;
     options.signals = inkwire::SignalPolicy::on;
     options.on_status = [](const inkwire::StatusChange& change) {
       switch (change.status) {

@@ -86,7 +86,7 @@ cleanup() {
   local rc=$?
   set +e
   local pid
-  for pid in $(pid_of agent) $(pid_of origin); do stop_pid "$pid" 2; done
+  for pid in $(pid_of agent) $(pid_of origin) $(pid_of agent-chat) $(pid_of agent-vault); do stop_pid "$pid" 2; done
   while read -r pid; do stop_pid "$pid" 2; done <"$work/pids"
   stop_pid "$(pid_of server)" 15
   if [[ -n $db_name && -n $admin_url ]]; then
@@ -175,6 +175,7 @@ listen = "127.0.0.1:$hp"
 http_listen = "127.0.0.1:$pp"
 public_https_port = $hp
 cert_check_seconds = 0
+max_request_body_bytes = 100663296
 TOML
 
 log "migrate, server certificate, organisation, API key"
@@ -214,8 +215,29 @@ import hashlib, http.server, sys
 class Handler(http.server.SimpleHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
+    def read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return b"".join(parts), "chunked"
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0)), "length"
+
     def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body, framing = self.read_body()
+        if self.path.startswith("/sink"):
+            # Large uploads: only the digest comes back (the echo would exceed the response cap).
+            answer = ("%d %s %s\n" % (len(body), hashlib.sha256(body).hexdigest(), framing)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))
@@ -262,7 +284,7 @@ start_agent() {
     # shellcheck disable=SC2016 # $1 is the inner shell's
     "${agent_env[@]}" sh -c 'echo $$ >"$1"; shift; exec "$@"' _ "$work/agent.pid" \
       env --default-signal=INT,QUIT "$inkwire" connect "$name" --forward-to "http://127.0.0.1:$op" \
-      --state-dir "$state" </dev/null >>"$work/agent.out" 2>>"$work/agent.err"
+      --state-dir "$state" --max-request-bytes 100663296 </dev/null >>"$work/agent.out" 2>>"$work/agent.err"
     echo $? >"$work/agent.rc"
   ) &
   echo $! >>"$work/pids"
@@ -493,6 +515,113 @@ case_8() { # SIGINT and SIGTERM: exit 0 at once, the tunnel disconnected
   signal_agent TERM
 }
 
+
+# ---------------------------------------------------------------------------------------------
+# More tunnels, each with its own agent: chat (WebSocket origin over http), vault (the same
+# origin over https, with a certificate from the installation CA).
+wsp=$(free_port)  # ws_origin.js over http
+wssp=$(free_port) # ws_origin.js over https
+export NODE_PATH=/usr/share/nodejs${NODE_PATH:+:$NODE_PATH}
+start_node_origin() { # start_node_origin NAME PORT [CERT KEY]
+  local n=$1
+  shift
+  (exec node "$here/ws_origin.js" "$@" >>"$work/$n.log" 2>&1) &
+  echo $! >"$work/$n.pid"
+  echo $! >>"$work/pids"
+  wait_until 10 port_accepts "$1" || fail "the $n origin did not start: $(tail -n 5 "$work/$n.log")"
+}
+# start_named_agent NAME FORWARD_TO [ARGS...]: `inkwire connect NAME` in the background, logs in
+# agent-NAME.out/.err; waits for its "connected" line.
+start_named_agent() {
+  local n=$1 to=$2
+  shift 2
+  (exec "${agent_env[@]}" env --default-signal=INT "$inkwire" connect "$n" --forward-to "$to" \
+    --state-dir "$work/state/$n" "$@" </dev/null >>"$work/agent-$n.out" 2>>"$work/agent-$n.err") &
+  echo $! >"$work/agent-$n.pid"
+  echo $! >>"$work/pids"
+  local deadline=$((SECONDS + 10))
+  until grep -q ' connected$' "$work/agent-$n.err" 2>/dev/null; do
+    ((SECONDS < deadline)) || fail "agent $n did not connect: $(tail -n 5 "$work/agent-$n.err")"
+    pid_alive "$(cat "$work/agent-$n.pid")" || fail "agent $n exited: $(tail -n 5 "$work/agent-$n.err")"
+    sleep 0.1
+  done
+}
+ws_client() { # ws_client NAME OUT: edge_clients.js ws-h1 against NAME.$zone
+  timeout 20 node "$here/edge_clients.js" ws-h1 "$hp" "$1.$zone" "$ca" >"$2.json" 2>"$2.err" || true
+  jq -e . "$2.json" >/dev/null 2>&1 || fail "ws client: $(cat "$2.json" "$2.err" | head -c 500)"
+  [[ $(jq -r '.error // empty' "$2.json") == "" ]] || fail "ws client error: $(cat "$2.json")"
+  [[ $(jq -r .protocol "$2.json") == chat.v1 ]] || fail "subprotocol $(jq -r .protocol "$2.json"), want chat.v1 (the origin's choice)"
+  [[ $(jq -r .text "$2.json") == 'hello edge' ]] || fail "text echo: $(jq -r .text "$2.json")"
+  [[ $(jq -r .binary_ok "$2.json") == true ]] || fail "1 MiB binary echo differs (got $(jq -r .binary_len "$2.json") bytes)"
+  [[ $(jq -r .close_code "$2.json") == 4001 ]] || fail "close code $(jq -r .close_code "$2.json"), want the origin's 4001"
+  [[ $(jq -r .close_reason "$2.json") == bye ]] || fail "close reason '$(jq -r .close_reason "$2.json")', want 'bye'"
+}
+
+case_9() { # WebSocket through the agent to a local ws origin (§6.4)
+  [[ -n $(pid_of ws-origin) ]] && pid_alive "$(pid_of ws-origin)" || start_node_origin ws-origin "$wsp"
+  local a
+  a=$(pid_of agent-chat)
+  [[ -n $a ]] && pid_alive "$a" || start_named_agent chat "http://127.0.0.1:$wsp"
+  ws_client chat "$work/c9"
+  wait_until 3 grep -Eq '^[0-9:]+ +GET +/ws\?x=1 +101 ' "$work/agent-chat.out" ||
+    fail "no 'GET /ws?x=1 101' line on the agent's stdout: $(tail -n 3 "$work/agent-chat.out")"
+  # An origin that refuses the upgrade (403): its status reaches the third party.
+  local code
+  code=$(curl -sS --max-time 10 --cacert "$ca" --resolve "chat.$zone:$hp:127.0.0.1" -o /dev/null -w '%{http_code}' \
+    --http1.1 -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \
+    -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' "https://chat.$zone:$hp/refuse")
+  [[ $code == 403 ]] || fail "an upgrade the origin refuses: status $code, want the origin's 403"
+  local code2
+  code2=$(curl -sS --max-time 10 --cacert "$ca" --resolve "chat.$zone:$hp:127.0.0.1" -o /dev/null -w '%{http_code}' "https://chat.$zone:$hp/hello")
+  [[ $code2 == 200 ]] || fail "GET /hello on chat: $code2"
+  log "   (ws: $(jq -c . "$work/c9.json"); refused upgrade: $code)"
+}
+
+case_10() { # an https:// upstream: GET and WebSocket, verified with --forward-to-ca-bundle
+  if [[ ! -s $work/origin-tls.pem ]]; then
+    iw ca issue-server-cert -c "$cfg" --cert-out "$work/origin-tls.pem" --key-out "$work/origin-tls.key" \
+      --dns localhost --ip 127.0.0.1 >"$work/c10.cert" 2>&1 || fail "issue-server-cert for the origin: $(tail -n 3 "$work/c10.cert")"
+  fi
+  [[ -n $(pid_of wss-origin) ]] && pid_alive "$(pid_of wss-origin)" ||
+    start_node_origin wss-origin "$wssp" "$work/origin-tls.pem" "$work/origin-tls.key"
+  # Without the CA the upstream's certificate is not trusted: 502 from the agent.
+  start_named_agent vault "https://127.0.0.1:$wssp"
+  local f=$work/c10 code
+  code=$(curl -sS --max-time 10 --cacert "$ca" --resolve "vault.$zone:$hp:127.0.0.1" -o "$f.body" -w '%{http_code}' "https://vault.$zone:$hp/hello")
+  [[ $code == 502 ]] || fail "untrusted upstream certificate: status $code, want 502"
+  stop_pid "$(pid_of agent-vault)" 5
+  start_named_agent vault "https://127.0.0.1:$wssp" --forward-to-ca-bundle "$ca"
+  code=$(curl -sS --max-time 10 --cacert "$ca" --resolve "vault.$zone:$hp:127.0.0.1" -D "$f.h" -o "$f.body" -w '%{http_code}' "https://vault.$zone:$hp/hello")
+  [[ $code == 200 ]] || fail "GET /hello over an https upstream: status $code: $(head -c 200 "$f.body")"
+  [[ $(cat "$f.body") == "hello from node" ]] || fail "body '$(head -c 200 "$f.body")'"
+  [[ $(header "$f.h" x-seen-forwarded-host) == "vault.$zone" ]] || fail "the origin saw X-Forwarded-Host '$(header "$f.h" x-seen-forwarded-host)'"
+  [[ $(header "$f.h" x-seen-forwarded-proto) == https ]] || fail "the origin saw X-Forwarded-Proto '$(header "$f.h" x-seen-forwarded-proto)'"
+  ws_client vault "$work/c10ws"
+  stop_pid "$(pid_of agent-vault)" 5
+}
+
+case_11() { # a 48 MiB upload streams through the agent (chunked and with a length); its memory stays flat
+  ensure_agent
+  local f=$work/c11 pid hwm_before hwm_after want line
+  pid=$(pid_of agent)
+  head -c $((48 * 1024 * 1024)) /dev/urandom >"$f.bin"
+  want=$(sha "$f.bin")
+  hwm_before=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
+  c --http1.1 -o "$f.len" -H 'Content-Type: application/octet-stream' --data-binary "@$f.bin" "$(url /sink)" ||
+    fail "upload with a length failed"
+  read -r -a line <"$f.len"
+  [[ ${line[0]} == $((48 * 1024 * 1024)) && ${line[1]} == "$want" && ${line[2]} == length ]] ||
+    fail "upload with a length: the origin got '$(cat "$f.len")', want $((48 * 1024 * 1024)) $want length"
+  c --http1.1 -o "$f.chunked" -H 'Transfer-Encoding: chunked' -H 'Content-Type: application/octet-stream' \
+    --data-binary "@$f.bin" "$(url /sink)" || fail "chunked upload failed"
+  read -r -a line <"$f.chunked"
+  [[ ${line[0]} == $((48 * 1024 * 1024)) && ${line[1]} == "$want" && ${line[2]} == chunked ]] ||
+    fail "chunked upload: the origin got '$(cat "$f.chunked")', want $((48 * 1024 * 1024)) $want chunked"
+  hwm_after=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
+  ((hwm_after - hwm_before < 16384)) || fail "the agent's peak RSS grew by $((hwm_after - hwm_before)) KiB over two 48 MiB uploads"
+  log "   (peak RSS ${hwm_before} -> ${hwm_after} KiB)"
+}
+
 # ---------------------------------------------------------------------------------------------
 titles=(
   [1]="first connect creates the tunnel, connected; state.json 0600 in a 0700 directory"
@@ -503,6 +632,9 @@ titles=(
   [6]="server restart: the agent reconnects by itself within its backoff"
   [7]="wrong secret: exit 5, one error line, within seconds"
   [8]="SIGINT and SIGTERM: exit 0 promptly, tunnel shown disconnected"
+  [9]="WebSocket through the agent to a local ws origin: subprotocol, echo, 1 MiB, close 4001"
+  [10]="https:// upstream: untrusted -> 502; with --forward-to-ca-bundle GET and WebSocket work"
+  [11]="48 MiB uploads stream through the agent (length and chunked), peak RSS grows < 16 MiB"
 )
 
 run_case() { # run_case N: case_N in a subshell (set -e, its own failure reason)
@@ -542,7 +674,7 @@ run_case() { # run_case N: case_N in a subshell (set -e, its own failure reason)
   pid_alive "$(pid_of origin)" || start_origin || log "the origin did not start again"
 }
 
-for n in ${CASES:-$(seq 1 8)}; do run_case "$n"; done
+for n in ${CASES:-$(seq 1 11)}; do run_case "$n"; done
 
 elapsed=$((SECONDS - started))
 echo

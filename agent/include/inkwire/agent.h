@@ -45,8 +45,10 @@ struct RequestLogLine {
 
 struct ConnectOptions {
   std::string name;
-  std::string forward_to;  // http://127.0.0.1:PORT (loopback only unless allow_remote_forwarding)
+  std::string forward_to;  // http(s)://127.0.0.1:PORT (loopback only unless allow_remote_forwarding)
   bool allow_remote_forwarding = false;
+  bool forward_to_verify_tls = true;  // https:// forward_to: verify the upstream's certificate
+  std::string forward_to_ca_bundle;   // extra CAs (PEM) for an https:// forward_to
   TunnelTlsMode tls_mode = TunnelTlsMode::edge;
   std::string state_dir;  // default ~/.inkbox/tunnels/{name}
   int pool_size = 4;      // 1..32

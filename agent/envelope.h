@@ -1,0 +1,37 @@
+#pragma once
+// A request the relay delivered on an intake (PROTOCOL.md §4.6), as the agent's tasks see it: the
+// meta headers parsed, the forwarded headers without their inkbox-h- prefix, and the body as a
+// stream that fills while the relay still receives it from the third party.
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/tunnel_stream.h"
+#include "proto/header_rules.h"
+
+namespace inkwire::agent {
+
+struct Envelope {
+  std::string request_id;
+  std::string kind;  // webhook (also when absent or unknown), ws-upgrade, tcp-stream
+  std::string method = "GET";
+  std::string path = "/";
+  std::string forwarded_for;
+  std::string sni_host;
+  std::string ws_id;
+  std::string tcp_id;
+  std::vector<proto::HeaderField> forwarded;  // inkbox-h-* without the prefix, in order
+  std::shared_ptr<TunnelStream> body;         // the intake stream's DATA
+  std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();
+
+  // The first forwarded value of `name` (lowercase), or nullptr.
+  const std::string* header(std::string_view name) const {
+    for (const auto& h : forwarded) {
+      if (h.name == name) return &h.value;
+    }
+    return nullptr;
+  }
+};
+
+}  // namespace inkwire::agent

@@ -1,0 +1,32 @@
+#pragma once
+// A webhook envelope forwarded to the `forward_to` upstream (PROTOCOL.md §6.1-§6.3) and its
+// answer posted back (§4.7). Toward our own relay both bodies stream: the request body goes to
+// the upstream as it arrives (Content-Length when the third party sent one or the body was
+// short enough to be complete at once, else chunked), and the response body is posted as it is
+// read, so the agent's memory does not grow with body sizes.
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+
+#include "agent/data_plane_session.h"
+#include "agent/envelope.h"
+#include "agent/http_forwarder.h"
+
+namespace inkwire::agent {
+
+struct ExchangeOutcome {
+  int status = 0;  // what the third party gets (0: nothing was posted)
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+};
+
+boost::asio::awaitable<ExchangeOutcome> forward_http(DataPlaneSession& session, HttpForwarder& forwarder,
+                                                     Envelope& envelope);
+
+// The upstream request of §6.3 for an envelope (headers in the SDKs' order, the path joined onto
+// forward_to). `forwarded_for` empty: no X-Forwarded-For / Forwarded (passthrough, §6.5).
+UpstreamRequest build_upstream_request(const proto::ForwardTarget& target, std::string_view public_host,
+                                       std::string_view method, std::string_view path,
+                                       std::string_view forwarded_for,
+                                       const std::vector<proto::HeaderField>& forwarded);
+
+}  // namespace inkwire::agent
