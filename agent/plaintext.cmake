@@ -6,4 +6,9 @@ target_sources(inkwire_agent PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/upstream_request_builder.cc
   ${CMAKE_CURRENT_LIST_DIR}/plaintext_request.cc
   ${CMAKE_CURRENT_LIST_DIR}/http1_request_parser.cc
+  ${CMAKE_CURRENT_LIST_DIR}/deadline_watchdog.cc
+  ${CMAKE_CURRENT_LIST_DIR}/plaintext_forwarding.cc
+  ${CMAKE_CURRENT_LIST_DIR}/plaintext_h1.cc
+  ${CMAKE_CURRENT_LIST_DIR}/plaintext_h2.cc
+  ${CMAKE_CURRENT_LIST_DIR}/plaintext_server.cc
 )
