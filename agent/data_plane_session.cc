@@ -43,7 +43,8 @@ DataPlaneSession::DataPlaneSession(asio::any_io_executor executor, const Session
       forwarder_(forwarder),
       logger_(std::move(logger)),
       write_wake_(executor),
-      timer_(executor) {}
+      timer_(executor),
+      outcome_wake_(executor) {}
 
 DataPlaneSession::~DataPlaneSession() {
   ended_ = true;  // the streams below must not reach back into a session that is going away
@@ -58,6 +59,7 @@ void DataPlaneSession::end_session(SessionEnd end, std::string detail) {
   ended_ = true;
   if (stream_) stream_->close();
   timer_.cancel();
+  outcome_wake_.cancel();
   wake_writer();
   for (auto& [id, s] : streams_) {
     if (s.channel) s.channel->on_connection_end();
@@ -67,6 +69,8 @@ void DataPlaneSession::end_session(SessionEnd end, std::string detail) {
 void DataPlaneSession::close() {
   if (ended_ || closing_) return;
   closing_ = true;
+  close_deadline_ = SteadyClock::now() + settings_.drain_timeout;
+  timer_.cancel();
   if (!result_) result_ = SessionResult{SessionEnd::closed, "closed", connected_};
   if (h2_) {
     (void)h2_->goaway(proto::kH2NoError);
@@ -151,6 +155,21 @@ asio::awaitable<SessionResult> DataPlaneSession::run() {
   next_ping_at_ = SteadyClock::now() + settings_.ping_interval;
   asio::co_spawn(executor_, [self] { return self->timer_loop(); }, asio::detached);
   wake_writer();
+  asio::co_spawn(executor_, [self] { return self->read_loop(); }, asio::detached);
+  // Returns when the session ends, or early when the relay starts a drain (GOAWAY NO_ERROR) with
+  // requests still in flight: the runtime then connects the next session at once while this one
+  // finishes them (make-before-break), and their answers move to the new one once it is up.
+  while (!ended_ && !draining_) {
+    outcome_wake_.expires_at(SteadyClock::time_point::max());
+    co_await outcome_wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  if (!ended_) co_return SessionResult{SessionEnd::normal, result_ ? result_->detail : "draining", true, true};
+  // Tasks still running see ended_ and finish on their own; they hold `self`.
+  co_return result_.value_or(SessionResult{SessionEnd::transient, "session ended"});
+}
+
+asio::awaitable<void> DataPlaneSession::read_loop() {
+  auto self = shared_from_this();
   std::vector<std::uint8_t> buffer(kReadChunk);
   while (!ended_) {
     auto [ec, n] = co_await stream_->read_some(buffer);
@@ -167,8 +186,6 @@ asio::awaitable<SessionResult> DataPlaneSession::run() {
     }
     wake_writer();
   }
-  // Tasks still running see ended_ and finish on their own; they hold `self`.
-  co_return result_.value_or(SessionResult{SessionEnd::transient, "session ended"});
 }
 
 asio::awaitable<void> DataPlaneSession::write_loop() {
@@ -205,10 +222,18 @@ asio::awaitable<void> DataPlaneSession::timer_loop() {
   while (!ended_) {
     auto at = next_ping_at_;
     if (ping_sent_at_) at = std::min(at, *ping_sent_at_ + settings_.ping_timeout);
+    if (closing_) at = std::min(at, close_deadline_);
     timer_.expires_at(at);
     co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
     if (ended_) break;
     const auto now = SteadyClock::now();
+    if (closing_ && now >= close_deadline_) {
+      // Requests (or WebSocket sessions) still running after the drain bound are cut.
+      logger_->info("agent: {} request(s) still in flight after {} s; closing the connection", in_flight_,
+                    settings_.drain_timeout.count());
+      end_session(result_ ? result_->end : SessionEnd::closed, result_ ? result_->detail : "closed");
+      break;
+    }
     if (ping_sent_at_ && now >= *ping_sent_at_ + settings_.ping_timeout) {
       end_session(SessionEnd::transient, "no PING acknowledgement within " +
                                              std::to_string(settings_.ping_timeout.count()) + " s");
@@ -250,7 +275,14 @@ void DataPlaneSession::handle_events() {
                                 connected_};
       }
       closing_ = true;
-      if (in_flight_ == 0) end_session(result_->end, result_->detail);
+      close_deadline_ = SteadyClock::now() + settings_.drain_timeout;
+      timer_.cancel();  // the timer loop now also watches the drain bound
+      if (in_flight_ == 0) {
+        end_session(result_->end, result_->detail);
+      } else if (result_->end == SessionEnd::normal && connected_) {
+        draining_ = true;
+        outcome_wake_.cancel();
+      }
     } else if (std::holds_alternative<proto::H2PingAcked>(*event)) {
       ping_sent_at_.reset();
     }
@@ -260,7 +292,7 @@ void DataPlaneSession::handle_events() {
 std::shared_ptr<TunnelStream> DataPlaneSession::track(std::int32_t id, StreamKind kind) {
   StreamState& s = streams_[id];
   s.kind = kind;
-  s.channel = std::make_shared<TunnelStream>(executor_, *this, id);
+  s.channel = std::make_shared<TunnelStream>(executor_, weak_owner(), id);
   return s.channel;
 }
 
@@ -404,7 +436,7 @@ void DataPlaneSession::envelope_arrived(std::int32_t id, StreamState& s, bool en
   s.headers.clear();
   // The body streams in on the same HTTP/2 stream; the slot is parked again at once (the relay
   // unparked this stream when it delivered), so the pool stays full while the body arrives.
-  envelope->body = std::make_shared<TunnelStream>(executor_, *this, id);
+  envelope->body = std::make_shared<TunnelStream>(executor_, weak_owner(), id);
   envelope->body->on_headers(200, {}, end_stream);
   envelope->body->mark_sent_end();
   s.channel = envelope->body;
@@ -443,6 +475,12 @@ std::shared_ptr<TunnelStream> DataPlaneSession::open_post(const Envelope& envelo
                                                           const std::vector<proto::HeaderField>& headers,
                                                           std::optional<std::uint64_t> content_length,
                                                           bool empty_body) {
+  // Draining: once the next connection is up, answers go over it, so this one can be released.
+  if (draining_) {
+    if (auto next = successor_.lock(); next && next->connected_ && !next->ended_ && !next->closing_) {
+      return next->open_post(envelope, status, reason, headers, content_length, empty_body);
+    }
+  }
   if (ended_) return nullptr;
   proto::H2Headers fields;
   fields.reserve(headers.size() + 6);

@@ -36,6 +36,8 @@ struct SessionSettings {
   std::chrono::seconds ping_interval{20};
   std::chrono::seconds ping_timeout{10};
   std::chrono::seconds connect_timeout{10};
+  // After close() or a drain GOAWAY: how long in-flight requests and WebSocket sessions may go on.
+  std::chrono::seconds drain_timeout{30};
 };
 
 // How a session ended, which decides what the reconnect loop does (§4.10).
@@ -51,6 +53,7 @@ struct SessionResult {
   SessionEnd end = SessionEnd::transient;
   std::string detail;  // one line for the status callback and logs
   bool was_connected = false;  // the hello succeeded (resets the backoff)
+  bool draining = false;       // returned early: the session still finishes its in-flight work
 };
 
 // One line per request for the console (`inkwire connect`) and the library's callback.
@@ -74,6 +77,8 @@ class DataPlaneSession : public std::enable_shared_from_this<DataPlaneSession>, 
   void close();
   std::function<void()> on_connected;
   std::function<void(const RequestRecord&)> on_request;
+  // The session that took over from this draining one: answers are posted over it once it is up.
+  void set_successor(std::weak_ptr<DataPlaneSession> next) { successor_ = std::move(next); }
 
   // ---- For the tasks that handle envelopes (http_exchange, websocket_forwarder) ----
   // Opens /_system/response/{request_id} (§4.7) with the status, headers and reason. The body, if
@@ -110,6 +115,7 @@ class DataPlaneSession : public std::enable_shared_from_this<DataPlaneSession>, 
   };
 
   boost::asio::awaitable<bool> connect_transport();
+  boost::asio::awaitable<void> read_loop();
   boost::asio::awaitable<void> write_loop();
   boost::asio::awaitable<void> timer_loop();
   void handle_events();
@@ -123,6 +129,7 @@ class DataPlaneSession : public std::enable_shared_from_this<DataPlaneSession>, 
   void end_session(SessionEnd end, std::string detail);
   boost::asio::awaitable<void> handle_envelope(std::shared_ptr<Envelope> envelope);
   std::shared_ptr<TunnelStream> track(std::int32_t id, StreamKind kind);
+  std::weak_ptr<StreamOwner> weak_owner() { return std::static_pointer_cast<StreamOwner>(shared_from_this()); }
 
   boost::asio::any_io_executor executor_;
   const SessionSettings& settings_;
@@ -133,6 +140,7 @@ class DataPlaneSession : public std::enable_shared_from_this<DataPlaneSession>, 
   std::unique_ptr<proto::H2Session> h2_;
   boost::asio::steady_timer write_wake_;
   boost::asio::steady_timer timer_;
+  boost::asio::steady_timer outcome_wake_;  // run() waits on it for the end or a drain
   std::unordered_map<std::int32_t, StreamState> streams_;
   std::string owner_token_;
   int pool_ = 1;
@@ -140,6 +148,9 @@ class DataPlaneSession : public std::enable_shared_from_this<DataPlaneSession>, 
   bool connected_ = false;
   bool ended_ = false;
   bool closing_ = false;
+  bool draining_ = false;
+  std::chrono::steady_clock::time_point close_deadline_ = std::chrono::steady_clock::time_point::max();
+  std::weak_ptr<DataPlaneSession> successor_;
   std::optional<SessionResult> result_;
   std::optional<std::chrono::steady_clock::time_point> ping_sent_at_;
   std::chrono::steady_clock::time_point next_ping_at_;

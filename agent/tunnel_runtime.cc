@@ -28,6 +28,9 @@ void TunnelRuntime::close() {
   closing_ = true;
   sleep_.cancel();
   if (session_) session_->close();
+  for (auto& weak : retired_) {
+    if (auto old = weak.lock()) old->close();
+  }
 }
 
 asio::awaitable<RuntimeResult> TunnelRuntime::run() {
@@ -36,9 +39,17 @@ asio::awaitable<RuntimeResult> TunnelRuntime::run() {
   while (!closing_) {
     status(RuntimeStatus::connecting);
     session_ = std::make_shared<DataPlaneSession>(executor_, settings_, tls_.get(), *forwarder_, logger_);
-    session_->on_connected = [this] { status(RuntimeStatus::connected); };
+    session_->on_connected = [this, weak = std::weak_ptr<DataPlaneSession>(session_)] {
+      status(RuntimeStatus::connected);
+      // Make-before-break: sessions still draining post their answers over this one from now on.
+      std::erase_if(retired_, [](const auto& old) { return old.expired(); });
+      for (auto& old : retired_) {
+        if (auto draining = old.lock()) draining->set_successor(weak);
+      }
+    };
     session_->on_request = on_request;
     const SessionResult result = co_await session_->run();
+    if (result.draining) retired_.push_back(session_);
     session_.reset();
     if (closing_ || result.end == SessionEnd::closed) break;
     if (result.end == SessionEnd::auth_failed || result.end == SessionEnd::superseded) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "agent/data_plane_session.h"
 #include "agent/http_forwarder.h"
@@ -52,6 +53,7 @@ class TunnelRuntime {
   Logger logger_;
   boost::asio::steady_timer sleep_;
   std::shared_ptr<DataPlaneSession> session_;
+  std::vector<std::weak_ptr<DataPlaneSession>> retired_;  // draining, finishing in-flight requests
   bool closing_ = false;
   std::mt19937_64 jitter_{std::random_device{}()};
 };

@@ -10,8 +10,8 @@ namespace inkwire::agent {
 namespace asio = boost::asio;
 using SteadyClock = std::chrono::steady_clock;
 
-TunnelStream::TunnelStream(asio::any_io_executor executor, StreamOwner& owner, std::int32_t stream_id)
-    : owner_(owner), id_(stream_id), read_wake_(executor), write_wake_(executor), turn_wake_(std::move(executor)) {}
+TunnelStream::TunnelStream(asio::any_io_executor executor, std::weak_ptr<StreamOwner> owner, std::int32_t stream_id)
+    : owner_(std::move(owner)), id_(stream_id), read_wake_(executor), write_wake_(executor), turn_wake_(std::move(executor)) {}
 
 TunnelStream::~TunnelStream() { close(); }
 
@@ -25,7 +25,7 @@ void TunnelStream::on_headers(int status, proto::H2Headers headers, bool end_str
 void TunnelStream::on_data(std::span<const std::uint8_t> bytes, bool end_stream) {
   if (local_closed_) {
     // Nobody will read these: credit them now.
-    if (auto* h2 = owner_.h2()) (void)h2->consume(id_, bytes.size());
+    if (auto owner = owner_.lock(); owner && owner->h2()) (void)owner->h2()->consume(id_, bytes.size());
   } else {
     if (inbound_off_ == inbound_.size()) {
       inbound_.clear();
@@ -71,9 +71,9 @@ asio::awaitable<std::pair<boost::system::error_code, std::size_t>> TunnelStream:
       const std::size_t n = std::min(buffer.size(), inbound_.size() - inbound_off_);
       std::memcpy(buffer.data(), inbound_.data() + inbound_off_, n);
       inbound_off_ += n;
-      if (auto* h2 = owner_.h2(); h2 && !local_closed_) {
-        (void)h2->consume(id_, n);
-        owner_.wake_writer();  // the WINDOW_UPDATE
+      if (auto owner = owner_.lock(); owner && owner->h2() && !local_closed_) {
+        (void)owner->h2()->consume(id_, n);
+        owner->wake_writer();  // the WINDOW_UPDATE
       }
       co_return std::pair{boost::system::error_code{}, n};
     }
@@ -95,7 +95,8 @@ asio::awaitable<boost::system::error_code> TunnelStream::write_all(std::string_v
   writing_ = true;
   boost::system::error_code result;
   while (!bytes.empty()) {
-    auto* h2 = owner_.h2();
+    auto owner = owner_.lock();
+    auto* h2 = owner ? owner->h2() : nullptr;
     if (!h2 || closed_ || connection_ended_ || local_closed_) {
       result = asio::error::connection_reset;
       break;
@@ -106,7 +107,8 @@ asio::awaitable<boost::system::error_code> TunnelStream::write_all(std::string_v
       break;
     }
     bytes.remove_prefix(*taken);
-    owner_.wake_writer();
+    owner->wake_writer();
+    owner.reset();  // not held across the wait
     if (!bytes.empty()) {
       write_wake_.expires_at(SteadyClock::time_point::max());
       co_await write_wake_.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -118,17 +120,18 @@ asio::awaitable<boost::system::error_code> TunnelStream::write_all(std::string_v
 }
 
 void TunnelStream::finish_sending() {
-  if (auto* h2 = owner_.h2(); h2 && !closed_ && !local_closed_) {
+  auto owner = owner_.lock();
+  if (auto* h2 = owner ? owner->h2() : nullptr; h2 && !closed_ && !local_closed_) {
     sent_end_ = true;
     (void)h2->end_stream(id_);
-    owner_.wake_writer();
+    owner->wake_writer();
   }
 }
 
 void TunnelStream::credit_unread() {
   const std::size_t unread = inbound_.size() - inbound_off_;
   if (unread == 0) return;
-  if (auto* h2 = owner_.h2()) (void)h2->consume(id_, unread);
+  if (auto owner = owner_.lock(); owner && owner->h2()) (void)owner->h2()->consume(id_, unread);
   inbound_.clear();
   inbound_off_ = 0;
 }
@@ -139,9 +142,10 @@ void TunnelStream::close() {
   local_closed_ = true;
   // Both directions ended: the stream closes by itself once our END_STREAM is out; a reset now
   // could overtake the last DATA still queued.
-  if (auto* h2 = owner_.h2(); h2 && !closed_ && !connection_ended_ && !(sent_end_ && inbound_ended_)) {
+  auto owner = owner_.lock();
+  if (auto* h2 = owner ? owner->h2() : nullptr; h2 && !closed_ && !connection_ended_ && !(sent_end_ && inbound_ended_)) {
     (void)h2->reset_stream(id_, proto::kH2Cancel);
-    owner_.wake_writer();
+    owner->wake_writer();
   }
   read_wake_.cancel();
   write_wake_.cancel();

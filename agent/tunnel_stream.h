@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "common/byte_stream.h"
@@ -28,7 +29,8 @@ class StreamOwner {
 
 class TunnelStream final : public ByteStream {
  public:
-  TunnelStream(boost::asio::any_io_executor executor, StreamOwner& owner, std::int32_t stream_id);
+  // The owner is held weakly: a stream a task still holds may outlive its connection.
+  TunnelStream(boost::asio::any_io_executor executor, std::weak_ptr<StreamOwner> owner, std::int32_t stream_id);
   ~TunnelStream() override;
 
   std::int32_t id() const { return id_; }
@@ -60,7 +62,7 @@ class TunnelStream final : public ByteStream {
  private:
   void credit_unread();
 
-  StreamOwner& owner_;
+  std::weak_ptr<StreamOwner> owner_;
   std::int32_t id_;
   boost::asio::steady_timer read_wake_;
   boost::asio::steady_timer write_wake_;
