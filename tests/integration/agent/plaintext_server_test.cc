@@ -16,7 +16,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
@@ -27,6 +29,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <random>
 #include <string>
 #include <thread>
@@ -37,6 +40,7 @@
 #include "common/tls_server_context.h"
 #include "common/tls_socket.h"
 #include "proto/forward_target.h"
+#include "proto/h2_session.h"
 #include "proto/header_rules.h"
 
 namespace inkwire::agent {
@@ -259,6 +263,82 @@ CurlResult run(const std::string& command) {
   return result;
 }
 
+// ------------------------------------------------------------------ an in-test HTTP/2 client
+
+// What curl cannot send: an RFC 8441 extended CONNECT, or nothing at all on an idle connection.
+struct H2Probe {
+  std::string method = "GET";
+  std::string path = "/";
+  std::string protocol;  // :protocol, for an extended CONNECT
+  bool send_request = true;
+};
+struct H2Answer {
+  bool connected = false;
+  int status = 0;
+  std::string body;
+  bool stream_closed = false;
+  bool goaway = false;
+  bool transport_closed = false;
+};
+
+asio::awaitable<H2Answer> h2_probe(SSL_CTX* client_tls, unsigned short port, const H2Probe& probe) {
+  H2Answer answer;
+  auto executor = co_await asio::this_coro::executor;
+  tcp::socket socket(executor);
+  auto [cec] = co_await socket.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
+                                             asio::as_tuple(asio::use_awaitable));
+  if (cec) co_return answer;
+  TlsSocket::Client client;
+  client.server_name = "pt.test";
+  TlsSocket tls(std::move(socket), client_tls, client);
+  const auto hec = co_await tls.handshake();
+  if (hec) co_return answer;
+  answer.connected = true;
+  auto created = proto::H2Session::create(proto::H2Session::Role::client);
+  if (!created) co_return answer;
+  proto::H2Session& h2 = **created;
+  std::optional<std::int32_t> id;
+  bool settings_seen = false;
+  std::vector<std::uint8_t> buffer(16384);
+  std::string out;
+  for (;;) {
+    // Submitted once the server's SETTINGS are in (:protocol needs its ENABLE_CONNECT_PROTOCOL).
+    if (probe.send_request && settings_seen && !id) {
+      const std::vector<proto::H2Header> headers = {{"sec-websocket-version", "13"}};
+      std::optional<std::string> protocol;
+      if (!probe.protocol.empty()) protocol = probe.protocol;
+      auto submitted = h2.submit_request(probe.method, "https", "pt.test", probe.path, headers, true, protocol);
+      if (!submitted) co_return answer;
+      id = *submitted;
+    }
+    out.clear();
+    if (h2.want_write() && !h2.produce(out)) co_return answer;
+    if (!out.empty()) {
+      const auto wec = co_await tls.write_all(out);
+      if (wec) co_return answer;
+    }
+    if (answer.stream_closed || answer.goaway) break;
+    auto [ec, n] = co_await tls.read_some(buffer);
+    if (ec) {
+      answer.transport_closed = true;
+      break;
+    }
+    if (!h2.receive(std::span(buffer.data(), n))) break;
+    while (auto event = h2.next_event()) {
+      if (std::holds_alternative<proto::H2SettingsReceived>(*event)) settings_seen = true;
+      if (auto* head = std::get_if<proto::H2ResponseHeaders>(&*event)) answer.status = head->status;
+      if (auto* data = std::get_if<proto::H2Data>(&*event)) {
+        answer.body.append(data->bytes.begin(), data->bytes.end());
+        (void)h2.consume(data->stream_id, data->bytes.size());
+      }
+      if (std::holds_alternative<proto::H2StreamClosed>(*event)) answer.stream_closed = true;
+      if (std::holds_alternative<proto::H2GoAwayReceived>(*event)) answer.goaway = true;
+    }
+  }
+  tls.close();
+  co_return answer;
+}
+
 class PlaintextServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { std::signal(SIGPIPE, SIG_IGN); }
@@ -301,7 +381,7 @@ class PlaintextServerTest : public ::testing::Test {
     std::filesystem::remove_all(dir_, ec);
   }
 
-  PlaintextFront* start_front(unsigned short origin_port) {
+  PlaintextFront* start_front(unsigned short origin_port, std::chrono::seconds idle_timeout = 10s) {
     auto target = proto::parse_forward_target("http://127.0.0.1:" + std::to_string(origin_port), false);
     EXPECT_TRUE(target);
     PlaintextServerSettings settings;
@@ -309,9 +389,32 @@ class PlaintextServerTest : public ::testing::Test {
     settings.max_inbound_body_bytes = kInboundCap;
     settings.max_outbound_body_bytes = kOutboundCap;
     settings.response_deadline = 1500ms;
-    settings.idle_timeout = 10s;
+    settings.idle_timeout = idle_timeout;
     fronts_.push_back(std::make_unique<PlaintextFront>(io_, tls_.get(), *target, settings));
     return fronts_.back().get();
+  }
+
+  // Starts another front on the io thread (the test thread must not touch io objects meanwhile).
+  PlaintextFront* start_front_now(unsigned short origin_port, std::chrono::seconds idle_timeout) {
+    std::promise<PlaintextFront*> started;
+    asio::post(io_, [&] { started.set_value(start_front(origin_port, idle_timeout)); });
+    auto future = started.get_future();
+    if (future.wait_for(5s) != std::future_status::ready) return nullptr;
+    return future.get();
+  }
+
+  // Runs an HTTP/2 probe against `port` on the io thread, bounded in time.
+  H2Answer probe_h2(unsigned short port, const H2Probe& probe, std::chrono::seconds bound = 10s) {
+    auto client_tls = make_tls_client_context((dir_ / "cert.pem").string(), {"h2"});
+    EXPECT_TRUE(client_tls);
+    if (!client_tls) return {};
+    SSL_CTX* ctx = client_tls->get();
+    auto future = asio::co_spawn(io_, [ctx, port, &probe] { return h2_probe(ctx, port, probe); }, asio::use_future);
+    if (future.wait_for(bound) != std::future_status::ready) {
+      ADD_FAILURE() << "the HTTP/2 probe did not finish in time";
+      return {};
+    }
+    return future.get();
   }
 
   std::string url(std::string_view path, unsigned short port = 0) const {
@@ -460,11 +563,9 @@ TEST_F(PlaintextServerTest, Http1UpstreamFailures) {
     tcp::acceptor probe(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     dead_port = probe.local_endpoint().port();
   }
-  std::atomic<PlaintextFront*> dead{nullptr};
-  asio::post(io_, [&] { dead = start_front(dead_port); });
-  for (int i = 0; i < 100 && !dead; ++i) std::this_thread::sleep_for(10ms);
-  ASSERT_NE(dead.load(), nullptr);
-  r = run(curl("--http1.1", dead.load()->port()) + " -o /dev/null -w '%{http_code}' " + url("/echo", dead.load()->port()));
+  PlaintextFront* dead = start_front_now(dead_port, 10s);
+  ASSERT_NE(dead, nullptr);
+  r = run(curl("--http1.1", dead->port()) + " -o /dev/null -w '%{http_code}' " + url("/echo", dead->port()));
   EXPECT_EQ(r.out, "502");
 }
 
@@ -530,6 +631,67 @@ TEST_F(PlaintextServerTest, Http2StreamsResponsesAndChecksPaths) {
   EXPECT_EQ(r.out, "504");
   r = run(curl("--http2") + " -w '%{http_code} %{size_download}' " + url("/nocontent"));
   EXPECT_EQ(r.out, "204 0");
+}
+
+
+TEST_F(PlaintextServerTest, Http2ExtendedConnectWebSocketIs501ForNow) {
+  H2Probe probe;
+  probe.method = "CONNECT";
+  probe.protocol = "websocket";
+  probe.path = "/chat";
+  const H2Answer answer = probe_h2(front_->port(), probe);
+  ASSERT_TRUE(answer.connected);
+  EXPECT_EQ(answer.status, 501);
+  EXPECT_TRUE(contains(answer.body, "WebSocket")) << answer.body;
+  EXPECT_EQ(origin_->requests(), 0);
+  // The same client, a plain GET: answered by the origin.
+  H2Probe get;
+  get.path = "/echo";
+  const H2Answer plain = probe_h2(front_->port(), get);
+  EXPECT_EQ(plain.status, 200);
+  EXPECT_TRUE(plain.body.starts_with("GET /echo\n")) << plain.body;
+}
+
+TEST_F(PlaintextServerTest, IdleConnectionsAreClosed) {
+  PlaintextFront* front = start_front_now(origin_->port(), 1s);
+  ASSERT_NE(front, nullptr);
+  // HTTP/2: GOAWAY once no stream has been open for the idle timeout.
+  H2Probe idle;
+  idle.send_request = false;
+  const auto started = std::chrono::steady_clock::now();
+  const H2Answer answer = probe_h2(front->port(), idle);
+  EXPECT_TRUE(answer.connected);
+  EXPECT_TRUE(answer.goaway || answer.transport_closed);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  auto client_tls = make_tls_client_context((dir_ / "cert.pem").string(), {"http/1.1"});
+  ASSERT_TRUE(client_tls);
+  SSL_CTX* ctx = client_tls->get();
+  const unsigned short port = front->port();
+  // A bare TLS connection that never sends a request: the server ends it after ~1 s.
+  auto closed_after = asio::co_spawn(
+      io_,
+      [ctx, port]() -> asio::awaitable<std::chrono::steady_clock::duration> {
+        const auto begin = std::chrono::steady_clock::now();
+        auto executor = co_await asio::this_coro::executor;
+        tcp::socket socket(executor);
+        auto [cec] = co_await socket.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
+                                                   asio::as_tuple(asio::use_awaitable));
+        if (cec) co_return std::chrono::steady_clock::duration::max();
+        TlsSocket::Client client;
+        client.server_name = "pt.test";
+        TlsSocket tls(std::move(socket), ctx, client);
+        const auto hec = co_await tls.handshake();
+        if (hec) co_return std::chrono::steady_clock::duration::max();
+        std::uint8_t byte = 0;
+        (void)co_await tls.read_some(std::span(&byte, 1));  // EOF (or an error) when the server ends it
+        tls.close();
+        co_return std::chrono::steady_clock::now() - begin;
+      },
+      asio::use_future);
+  ASSERT_EQ(closed_after.wait_for(10s), std::future_status::ready);
+  const auto elapsed = closed_after.get();
+  EXPECT_GE(elapsed, 900ms);
+  EXPECT_LT(elapsed, 5s);
 }
 
 }  // namespace
