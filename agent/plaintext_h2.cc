@@ -347,7 +347,12 @@ asio::awaitable<void> PlaintextH2Connection::respond_failure(Stream& s, const Pl
   std::vector<proto::H2Header> headers;
   headers.push_back({"content-type", "text/plain; charset=utf-8"});
   headers.push_back({"content-length", std::to_string(with_body ? failure.message.size() : 0)});
-  if (!h2_->submit_response(s.id, failure.status, headers, !with_body)) co_return;
+  if (!h2_->submit_response(s.id, failure.status, headers, !with_body)) {
+    // No answer can be given: the stream must not stay open with the client waiting on it.
+    (void)h2_->reset_stream(s.id, proto::kH2InternalError);
+    wake_writer();
+    co_return;
+  }
   if (with_body && co_await send_body(s, failure.message)) (void)h2_->end_stream(s.id);
   if (will_reset && !s.closed && !closed_) resets_after_response_.push_back(s.id);
   wake_writer();
