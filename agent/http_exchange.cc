@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "agent/upstream_request_builder.h"
 #include "proto/forward_target.h"
 #include "proto/path_check.h"
 
@@ -18,19 +19,6 @@ namespace {
 // body (some small upstream servers do not take chunked requests); only a longer one, of unknown
 // length, is streamed chunked.
 constexpr std::size_t kBufferedBodyBytes = 256 * 1024;
-
-// The request hop-by-hop set (§4.6 rule 3) and the forwarding fields the agent sets itself (§6.3).
-bool not_forwarded(std::string_view name) {
-  static constexpr std::string_view kSkip[] = {
-      "host", "connection", "upgrade", "keep-alive", "te", "trailer", "transfer-encoding", "proxy-authenticate",
-      "proxy-authorization", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
-      "proxy-connection", "http2-settings", "expect", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
-      "forwarded", "content-length"};
-  for (auto skip : kSkip) {
-    if (name == skip) return true;
-  }
-  return false;
-}
 
 std::optional<std::uint64_t> parse_length(const std::string* text) {
   if (!text || text->empty() || text->size() > 19) return std::nullopt;
@@ -83,32 +71,6 @@ class CappedBody final : public ByteStream {
 
 }  // namespace
 
-UpstreamRequest build_upstream_request(const proto::ForwardTarget& target, std::string_view public_host,
-                                       std::string_view method, std::string_view path,
-                                       std::string_view forwarded_for,
-                                       const std::vector<proto::HeaderField>& forwarded) {
-  UpstreamRequest request;
-  request.method = std::string(method);
-  const std::string url = proto::join_forward_url(target, path);
-  const auto authority_end = url.find('/', url.find("://") + 3);
-  request.target = authority_end == std::string::npos ? "/" : url.substr(authority_end);
-  request.headers.reserve(forwarded.size() + 5);
-  request.headers.push_back({"Host", proto::host_header(target)});
-  request.headers.push_back({"X-Forwarded-Host", std::string(public_host)});
-  request.headers.push_back({"X-Forwarded-Proto", "https"});
-  if (!forwarded_for.empty()) {
-    request.headers.push_back({"X-Forwarded-For", std::string(forwarded_for)});
-    const bool v6 = forwarded_for.find(':') != std::string_view::npos;
-    request.headers.push_back(
-        {"Forwarded", v6 ? "for=\"[" + std::string(forwarded_for) + "]\"" : "for=" + std::string(forwarded_for)});
-  }
-  for (const auto& h : forwarded) {
-    if (!not_forwarded(h.name)) request.headers.push_back(h);
-  }
-  request.send_body = method != "GET" && method != "HEAD";
-  return request;
-}
-
 asio::awaitable<ExchangeOutcome> forward_http(DataPlaneSession& session, HttpForwarder& forwarder, Envelope& envelope) {
   ExchangeOutcome outcome;
   const auto& settings = session.settings();
@@ -124,8 +86,13 @@ asio::awaitable<ExchangeOutcome> forward_http(DataPlaneSession& session, HttpFor
     outcome.status = 413;
     co_return outcome;
   }
-  UpstreamRequest request = build_upstream_request(forwarder.target(), settings.public_host, envelope.method,
-                                                   envelope.path, envelope.forwarded_for, envelope.forwarded);
+  UpstreamRequest request = build_upstream_request(
+      forwarder.target(), UpstreamRequestInput{.method = envelope.method,
+                                               .path = envelope.path,
+                                               .headers = envelope.forwarded,
+                                               .body = {},
+                                               .public_host = settings.public_host,
+                                               .forwarded_for = envelope.forwarded_for});
   // The first part of the body: if it ends within kBufferedBodyBytes it goes out with a length.
   std::string prefix;
   bool body_complete = false;

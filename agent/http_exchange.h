@@ -22,11 +22,4 @@ struct ExchangeOutcome {
 boost::asio::awaitable<ExchangeOutcome> forward_http(DataPlaneSession& session, HttpForwarder& forwarder,
                                                      Envelope& envelope);
 
-// The upstream request of §6.3 for an envelope (headers in the SDKs' order, the path joined onto
-// forward_to). `forwarded_for` empty: no X-Forwarded-For / Forwarded (passthrough, §6.5).
-UpstreamRequest build_upstream_request(const proto::ForwardTarget& target, std::string_view public_host,
-                                       std::string_view method, std::string_view path,
-                                       std::string_view forwarded_for,
-                                       const std::vector<proto::HeaderField>& forwarded);
-
 }  // namespace inkwire::agent
