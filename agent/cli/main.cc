@@ -76,7 +76,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"edge", "passthrough"}));
   connect->add_option("--state-dir", options.state_dir, "state directory (default ~/.inkbox/tunnels/NAME)");
   connect->add_option("--pool-size", options.pool_size, "parked intakes, 1-32")->check(CLI::Range(1, 32));
-  connect->add_option("--secret", secret, "the tunnel's connect secret (wins over the state file)");
+  connect->add_option("--secret", secret, "the tunnel's connect secret (wins over the state file; else INKWIRE_SECRET)")
+      ->envname("INKWIRE_SECRET");
   connect->add_option("--on-pending-removal", pending, "auto-restore or error")
       ->check(CLI::IsMember({"auto-restore", "error"}));
   connect->add_option("--data-plane-host", options.data_plane_host, "host[:port] of the relay (overrides the zone)");

@@ -83,3 +83,38 @@ stack_stop_postgres() {
   fi
   rm -f -- "$STACK_POSTGRES_PID"
 }
+
+# The demo tunnel scripts/up brings online: a static page served by Python on loopback and an
+# `inkwire connect demo` agent forwarding to it, both in their own sessions with PID files.
+STACK_DEMO=$STACK_LOCAL/demo
+STACK_DEMO_ORIGIN_PID=$STACK_RUN/demo-origin.pid
+STACK_DEMO_AGENT_PID=$STACK_RUN/demo-agent.pid
+
+# stack_demo_origin_pid / stack_demo_agent_pid: the PID if that process still runs.
+stack_demo_origin_pid() {
+  local pid exe
+  pid=$(read_pid "$STACK_DEMO_ORIGIN_PID")
+  [[ -n $pid ]] && pid_alive "$pid" || return 0
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 0
+  [[ $(basename -- "${exe% (deleted)}") == python3* ]] && printf '%s\n' "$pid"
+  return 0
+}
+stack_demo_agent_pid() {
+  local pid
+  pid=$(read_pid "$STACK_DEMO_AGENT_PID")
+  if [[ -n $pid ]] && pid_matches "$pid" inkwire; then printf '%s\n' "$pid"; fi
+}
+
+# stack_stop_demo: the agent first (it closes the tunnel's session cleanly), then the origin.
+stack_stop_demo() {
+  local pid
+  for pid in "$(stack_demo_agent_pid)" "$(stack_demo_origin_pid)"; do
+    [[ -n $pid ]] || continue
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_gone "$pid" 10; then
+      kill -KILL "$pid" 2>/dev/null || true
+      wait_gone "$pid" 5 || warn "cannot stop PID $pid"
+    fi
+  done
+  rm -f -- "$STACK_DEMO_AGENT_PID" "$STACK_DEMO_ORIGIN_PID"
+}
