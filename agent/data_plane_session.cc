@@ -12,6 +12,7 @@
 #include <charconv>
 
 #include "agent/http_exchange.h"
+#include "agent/tcp_bridge.h"
 #include "agent/websocket_forwarder.h"
 
 namespace inkwire::agent {
@@ -36,12 +37,13 @@ const std::string* find(const proto::H2Headers& headers, std::string_view name) 
 }  // namespace
 
 DataPlaneSession::DataPlaneSession(asio::any_io_executor executor, const SessionSettings& settings, SSL_CTX* tls,
-                                   HttpForwarder& forwarder, Logger logger)
+                                   HttpForwarder& forwarder, Logger logger, PassthroughService* passthrough)
     : executor_(executor),
       settings_(settings),
       tls_(tls),
       forwarder_(forwarder),
       logger_(std::move(logger)),
+      passthrough_(passthrough),
       write_wake_(executor),
       timer_(executor),
       outcome_wake_(executor) {}
@@ -540,8 +542,20 @@ asio::awaitable<void> DataPlaneSession::handle_envelope(std::shared_ptr<Envelope
   if (envelope->kind == "ws-upgrade") {
     outcome = co_await forward_websocket(*this, forwarder_.dialer(), random_, *envelope, WebSocketLimits{});
   } else if (envelope->kind == "tcp-stream") {
-    // §4.9: never for an edge tunnel; logged and dropped, no bridge.
-    logger_->info("agent: dropped a tcp-stream envelope (this agent serves an edge tunnel)");
+    if (passthrough_) {
+      envelope->method = "TLS";
+      envelope->path = envelope->sni_host.empty() ? settings_.public_host : envelope->sni_host;
+      outcome = co_await forward_tcp(*this, *passthrough_, forwarder_, random_, *envelope);
+    } else {
+      // §4.9: never for an edge tunnel; logged and dropped, no bridge.
+      logger_->info("agent: dropped a tcp-stream envelope (this agent serves an edge tunnel)");
+    }
+  } else if (passthrough_) {
+    // §4.9: webhook and ws-upgrade never go to a passthrough tunnel.
+    logger_->info("agent: dropped a {} envelope (this agent serves a passthrough tunnel)",
+                  envelope->kind.empty() ? "webhook" : envelope->kind);
+    co_await post_simple(*envelope, 502, "wrong-route-kind", "this tunnel is passthrough");
+    outcome.status = 502;
   } else {
     outcome = co_await forward_http(*this, forwarder_, *envelope);
   }

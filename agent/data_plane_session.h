@@ -68,8 +68,9 @@ struct RequestRecord {
 
 class DataPlaneSession : public std::enable_shared_from_this<DataPlaneSession>, public StreamOwner {
  public:
+  // `passthrough`: the TLS terminator of a passthrough tunnel (tcp-stream envelopes), else null.
   DataPlaneSession(boost::asio::any_io_executor executor, const SessionSettings& settings, SSL_CTX* tls,
-                   HttpForwarder& forwarder, Logger logger);
+                   HttpForwarder& forwarder, Logger logger, struct PassthroughService* passthrough = nullptr);
   ~DataPlaneSession() override;
 
   boost::asio::awaitable<SessionResult> run();
@@ -136,6 +137,7 @@ class DataPlaneSession : public std::enable_shared_from_this<DataPlaneSession>, 
   SSL_CTX* tls_;
   HttpForwarder& forwarder_;
   Logger logger_;
+  struct PassthroughService* passthrough_;
   std::unique_ptr<TlsSocket> stream_;
   std::unique_ptr<proto::H2Session> h2_;
   boost::asio::steady_timer write_wake_;

@@ -91,10 +91,6 @@ Expected<std::unique_ptr<TunnelListener>, AgentError> TunnelListener::connect(Co
   auto impl = std::make_unique<Impl>();
   auto forward = proto::parse_forward_target(options.forward_to, options.allow_remote_forwarding);
   if (!forward) return unexpected(AgentError{AgentError::Kind::invalid_argument, "--forward-to: " + forward.error()});
-  if (options.tls_mode == TunnelTlsMode::passthrough) {
-    return unexpected(AgentError{AgentError::Kind::invalid_argument,
-                                 "passthrough tunnels are not supported by this agent yet; use tls_mode edge"});
-  }
   impl->forward = *forward;
   agent::ControlClientOptions client_options;
   client_options.api_url = from_env(options.api_url, "INKWIRE_API_URL");
@@ -168,8 +164,20 @@ Expected<Unit, AgentError> TunnelListener::wait() {
   auto dialer = agent::UpstreamDialer::create(impl.io.get_executor(), impl.forward, upstream_tls);
   if (!dialer) return unexpected(AgentError{AgentError::Kind::invalid_argument, dialer.error()});
   auto forwarder = std::make_unique<agent::HttpForwarder>(std::move(*dialer), logger);
+  std::unique_ptr<agent::PassthroughService> passthrough;
+  if (impl.options.tls_mode == TunnelTlsMode::passthrough) {
+    // §4.9 step 5: the agent is the TLS server, with the certificate the control plane signed.
+    auto context = agent::make_passthrough_tls_context(impl.resolved.cert_chain_file.string(),
+                                                       impl.resolved.private_key_file.string());
+    if (!context) return unexpected(AgentError{AgentError::Kind::state_dir_error, context.error()});
+    passthrough = std::make_unique<agent::PassthroughService>();
+    passthrough->tls = std::move(*context);
+    passthrough->plaintext.public_host = impl.resolved.public_host;
+    passthrough->plaintext.max_inbound_body_bytes = impl.options.max_inbound_body_bytes;
+    passthrough->plaintext.max_outbound_body_bytes = impl.options.max_outbound_body_bytes;
+  }
   impl.runtime = std::make_unique<agent::TunnelRuntime>(impl.io.get_executor(), settings, std::move(*tls),
-                                                        std::move(forwarder), logger);
+                                                        std::move(forwarder), logger, std::move(passthrough));
   if (impl.options.on_status) {
     impl.runtime->on_status = [cb = impl.options.on_status](const agent::RuntimeStatusEvent& event) {
       cb(StatusChange{static_cast<TunnelStatus>(event.status), event.detail, event.retry_in_seconds});

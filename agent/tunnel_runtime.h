@@ -14,6 +14,7 @@
 
 #include "agent/data_plane_session.h"
 #include "agent/http_forwarder.h"
+#include "agent/tcp_bridge.h"
 #include "common/tls_server_context.h"
 
 namespace inkwire::agent {
@@ -34,7 +35,8 @@ struct RuntimeResult {
 class TunnelRuntime {
  public:
   TunnelRuntime(boost::asio::any_io_executor executor, SessionSettings settings, SslCtxPtr tls,
-                std::unique_ptr<HttpForwarder> forwarder, Logger logger);
+                std::unique_ptr<HttpForwarder> forwarder, Logger logger,
+                std::unique_ptr<PassthroughService> passthrough = nullptr);
   ~TunnelRuntime();
 
   boost::asio::awaitable<RuntimeResult> run();
@@ -50,6 +52,7 @@ class TunnelRuntime {
   SessionSettings settings_;
   SslCtxPtr tls_;
   std::unique_ptr<HttpForwarder> forwarder_;
+  std::unique_ptr<PassthroughService> passthrough_;
   Logger logger_;
   boost::asio::steady_timer sleep_;
   std::shared_ptr<DataPlaneSession> session_;

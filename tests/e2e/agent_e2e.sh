@@ -86,7 +86,7 @@ cleanup() {
   local rc=$?
   set +e
   local pid
-  for pid in $(pid_of agent) $(pid_of origin) $(pid_of agent-chat) $(pid_of agent-vault); do stop_pid "$pid" 2; done
+  for pid in $(pid_of agent) $(pid_of origin) $(pid_of agent-chat) $(pid_of agent-vault) $(pid_of agent-secure); do stop_pid "$pid" 2; done
   while read -r pid; do stop_pid "$pid" 2; done <"$work/pids"
   stop_pid "$(pid_of server)" 15
   if [[ -n $db_name && -n $admin_url ]]; then
@@ -622,6 +622,40 @@ case_11() { # a 48 MiB upload streams through the agent (chunked and with a leng
   log "   (peak RSS ${hwm_before} -> ${hwm_after} KiB)"
 }
 
+case_12() { # passthrough: the agent terminates TLS with its own leaf and serves h1 and h2 (§4.9, §6.5)
+  local n=secure f=$work/c12 code v a c_out
+  a=$(pid_of agent-$n)
+  [[ -n $a ]] && pid_alive "$a" || start_named_agent "$n" "http://127.0.0.1:$op" --tls-mode passthrough
+  [[ -s $work/state/$n/cert_chain.pem && -s $work/state/$n/private_key.pem ]] ||
+    fail "no cert_chain.pem / private_key.pem in the state directory: $(ls -la "$work/state/$n")"
+  [[ $(stat -c %a "$work/state/$n/private_key.pem") == 600 ]] || fail "private_key.pem mode $(stat -c %a "$work/state/$n/private_key.pem")"
+  local t
+  t=$(cli tunnels get "$n" --json)
+  [[ $(jq -r .tls_mode <<<"$t") == passthrough && $(jq -r .status <<<"$t") == active ]] ||
+    fail "tunnel: $(jq -c '{tls_mode, status}' <<<"$t")"
+  # The leaf the third party sees is the agent's, signed by the installation CA.
+  timeout 10 openssl s_client -connect "127.0.0.1:$hp" -servername "$n.$zone" -CAfile "$ca" -verify_return_error \
+    </dev/null >"$f.sclient" 2>&1 || fail "openssl s_client failed: $(tail -n 5 "$f.sclient")"
+  local seen api
+  seen=$(openssl x509 -in "$f.sclient" -outform DER 2>/dev/null | sha256sum | cut -d' ' -f1)
+  api=$(jq -r .cert_fingerprint_sha256 <<<"$t" | tr -d ':' | tr 'A-F' 'a-f')
+  [[ -n $seen && $seen == "$api" ]] || fail "leaf fingerprint $seen, the API says $api"
+  for v in --http1.1 --http2; do
+    code=$(curl -sS --max-time 20 --cacert "$ca" --resolve "$n.$zone:$hp:127.0.0.1" "$v" -o "$f$v.out" \
+      -w '%{http_code} %{http_version}' "https://$n.$zone:$hp/hello.txt") || fail "$v: curl failed"
+    [[ $code == "200 ${v#--http}" ]] || fail "$v: status and version '$code'"
+    cmp -s "$f$v.out" "$work/www/hello.txt" || fail "$v: body '$(head -c 200 "$f$v.out")'"
+  done
+  head -c $((1024 * 1024)) /dev/urandom >"$f.bin"
+  c_out=$(curl -sS --max-time 20 --cacert "$ca" --resolve "$n.$zone:$hp:127.0.0.1" --http2 -D "$f.h" -o "$f.echo" \
+    -w '%{http_code}' --data-binary "@$f.bin" "https://$n.$zone:$hp/upload") || fail "POST over h2 failed"
+  [[ $c_out == 200 ]] || fail "POST over h2: $c_out"
+  [[ $(sha "$f.echo") == "$(sha "$f.bin")" ]] || fail "POST over h2: the echo differs"
+  wait_until 3 grep -Eq "^[0-9:]+ +TLS +$n\.$zone " "$work/agent-$n.out" ||
+    fail "no 'TLS $n.$zone' line on the agent's stdout: $(tail -n 3 "$work/agent-$n.out")"
+  log "   (leaf $seen; $(grep -c 'TLS' "$work/agent-$n.out") TLS connections logged)"
+}
+
 # ---------------------------------------------------------------------------------------------
 titles=(
   [1]="first connect creates the tunnel, connected; state.json 0600 in a 0700 directory"
@@ -635,6 +669,7 @@ titles=(
   [9]="WebSocket through the agent to a local ws origin: subprotocol, echo, 1 MiB, close 4001"
   [10]="https:// upstream: untrusted -> 502; with --forward-to-ca-bundle GET and WebSocket work"
   [11]="48 MiB uploads stream through the agent (length and chunked), peak RSS grows < 16 MiB"
+  [12]="passthrough: the agent's own leaf (fingerprint = the API's), GET over h1 and h2, 1 MiB POST echo"
 )
 
 run_case() { # run_case N: case_N in a subshell (set -e, its own failure reason)
@@ -674,7 +709,7 @@ run_case() { # run_case N: case_N in a subshell (set -e, its own failure reason)
   pid_alive "$(pid_of origin)" || start_origin || log "the origin did not start again"
 }
 
-for n in ${CASES:-$(seq 1 11)}; do run_case "$n"; done
+for n in ${CASES:-$(seq 1 12)}; do run_case "$n"; done
 
 elapsed=$((SECONDS - started))
 echo
