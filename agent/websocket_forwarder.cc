@@ -10,6 +10,7 @@
 #include <boost/beast/http/parser.hpp>
 
 #include "common/encoding.h"
+#include "agent/ws_bridge_channel.h"
 #include "proto/bridge_message.h"
 #include "proto/forward_target.h"
 #include "proto/path_check.h"
@@ -78,10 +79,12 @@ std::string masked_frame(RandomSource& random, WsOpcode op, std::string_view pay
 }
 
 struct Bridge {
-  Bridge(asio::any_io_executor executor, std::shared_ptr<TunnelStream> b, std::unique_ptr<UpstreamSocket> u)
-      : bridge(std::move(b)), upstream(std::move(u)), upstream_writer(upstream->stream(), executor),
-        done_wake(executor), linger(executor) {}
+  Bridge(asio::any_io_executor executor, std::shared_ptr<TunnelStream> b, RandomSource& random,
+         std::size_t max_message_bytes, std::unique_ptr<UpstreamSocket> u)
+      : bridge(b), channel(std::move(b), random, max_message_bytes), upstream(std::move(u)),
+        upstream_writer(upstream->stream(), executor), done_wake(executor), linger(executor) {}
   std::shared_ptr<TunnelStream> bridge;
+  WsBridgeChannel channel;
   std::unique_ptr<UpstreamSocket> upstream;
   OrderedWriter upstream_writer;
   asio::steady_timer done_wake;
@@ -89,22 +92,8 @@ struct Bridge {
   std::string upstream_leftover;  // frame bytes that came with the 101
   bool upstream_pump_done = false;
   bool close_sent_upstream = false;
-  bool close_sent_bridge = false;
   std::shared_ptr<void> session;  // the connection the bridge stream lives on outlives both pumps
 };
-
-// Ends the bridge side: the close message, a CLOSE frame, then END_STREAM (§4.8.2).
-asio::awaitable<void> close_bridge(Bridge& b, RandomSource& random, std::uint16_t code, std::string_view reason) {
-  if (b.close_sent_bridge) co_return;
-  b.close_sent_bridge = true;
-  std::string inner;
-  proto::encode_bridge_close(inner, code, reason);
-  std::string out = masked_frame(random, WsOpcode::binary, inner);
-  const std::string payload = proto::encode_close_payload(code, reason);
-  out += masked_frame(random, WsOpcode::close, payload);
-  (void)co_await b.bridge->write_all(out);
-  b.bridge->finish_sending();
-}
 
 asio::awaitable<void> close_upstream(Bridge& b, RandomSource& random, std::uint16_t code, std::string_view reason) {
   if (b.close_sent_upstream) co_return;
@@ -126,7 +115,6 @@ asio::awaitable<void> pump_upstream(std::shared_ptr<Bridge> b, RandomSource& ran
   auto buffer = std::make_unique_for_overwrite<std::uint8_t[]>(kReadChunk);
   std::string pending = std::move(b->upstream_leftover);
   bool finished = false;
-  std::string out;
   while (!finished) {
     std::span<const std::uint8_t> chunk;
     if (!pending.empty()) {
@@ -178,18 +166,14 @@ asio::awaitable<void> pump_upstream(std::shared_ptr<Bridge> b, RandomSource& ran
         message.append(payload);
         in_message = !f.fin;
         if (in_message) continue;
-        std::string inner;
+        bool sent = false;
         if (message_op == WsOpcode::text) {
-          proto::encode_bridge_text(inner, message);
+          sent = co_await b->channel.send_text(message);
         } else {
-          proto::encode_bridge_binary(inner, std::span(reinterpret_cast<const std::uint8_t*>(message.data()), message.size()));
+          sent = co_await b->channel.send_binary(message);
         }
         message.clear();
-        out.clear();
-        encode_ws_frame(out, WsOpcode::binary,
-                        std::span(reinterpret_cast<const std::uint8_t*>(inner.data()), inner.size()), true,
-                        mask_key(random));
-        if (co_await b->bridge->write_all(out)) {
+        if (!sent) {
           finished = true;  // the relay side is gone; the other pump sees it too
           break;
         }
@@ -197,7 +181,7 @@ asio::awaitable<void> pump_upstream(std::shared_ptr<Bridge> b, RandomSource& ran
     }
     pending.clear();
   }
-  co_await close_bridge(*b, random, end_code, end_reason);
+  co_await b->channel.close(end_code, end_reason);
   b->upstream_pump_done = true;
   b->done_wake.cancel();
   // The third party's side gets close_linger to finish; then the bridge is cut.
@@ -208,73 +192,24 @@ asio::awaitable<void> pump_upstream(std::shared_ptr<Bridge> b, RandomSource& ran
 }
 
 // Bridge messages → upstream frames. Returns when the relay side has ended.
-asio::awaitable<void> pump_bridge(Bridge& b, RandomSource& random, const WebSocketLimits& limits) {
-  proto::WsFrameDecoder frames({.max_frame_payload = limits.max_message_bytes * 2});
-  proto::BridgeMessageDecoder messages({.max_message_bytes = limits.max_message_bytes * 4 / 3 + 1024});
-  auto buffer = std::make_unique_for_overwrite<std::uint8_t[]>(kReadChunk);
+asio::awaitable<void> pump_bridge(Bridge& b, RandomSource& random) {
   std::uint16_t code = proto::ws_close::normal;
   std::string reason;
-  bool finished = false;
-  while (!finished) {
-    auto [ec, n] = co_await b.bridge->read_some(std::span(buffer.get(), kReadChunk));
-    if (ec) {
-      if (ec != asio::error::eof) code = proto::ws_close::going_away;  // the relay reset the bridge
+  for (;;) {
+    auto message = co_await b.channel.receive();
+    if (!message) {
+      code = b.channel.end_code();
+      reason = std::string(b.channel.end_reason());
       break;
     }
-    std::span<const std::uint8_t> chunk(buffer.get(), n);
-    while (!chunk.empty() && !finished) {
-      chunk = chunk.subspan(frames.feed(chunk));
-      for (;;) {
-        auto frame = frames.next_view();
-        if (!frame) {
-          code = proto::ws_close::protocol_error;
-          finished = true;
-          break;
-        }
-        if (!*frame) break;
-        const auto& f = **frame;
-        if (f.opcode == WsOpcode::ping) {
-          const std::string pong = masked_frame(random, WsOpcode::pong,
-                                                std::string_view(reinterpret_cast<const char*>(f.payload.data()), f.payload.size()));
-          (void)co_await b.bridge->write_all(pong);
-          continue;
-        }
-        if (f.opcode == WsOpcode::close) {
-          finished = true;
-          break;
-        }
-        // §4.8.1: continuations are ignored on the ws bridge; PONGs too.
-        if (f.opcode != WsOpcode::binary && f.opcode != WsOpcode::text) continue;
-        std::span<const std::uint8_t> payload = f.payload;
-        while (!payload.empty() && !finished) {
-          payload = payload.subspan(messages.feed(payload));
-          for (;;) {
-            auto item = messages.next();
-            if (!item) {
-              code = proto::ws_close::too_big;
-              reason = "message too big";
-              finished = true;
-              break;
-            }
-            if (!*item) break;
-            const auto* message = std::get_if<proto::BridgeMessage>(&**item);
-            if (!message) continue;  // skipped (malformed JSON, unknown type): §4.8.2
-            if (message->type == proto::BridgeMessage::Type::close) {
-              code = static_cast<std::uint16_t>(message->close_code);
-              reason = message->close_reason;
-              finished = true;
-              break;
-            }
-            const auto op = message->type == proto::BridgeMessage::Type::text ? WsOpcode::text : WsOpcode::binary;
-            const std::string out = masked_frame(random, op, message->data);
-            if (co_await b.upstream_writer.write(out)) {
-              finished = true;
-              break;
-            }
-          }
-        }
-      }
+    if (message->type == proto::BridgeMessage::Type::close) {
+      code = static_cast<std::uint16_t>(message->close_code);
+      reason = message->close_reason;
+      break;
     }
+    const auto op = message->type == proto::BridgeMessage::Type::text ? WsOpcode::text : WsOpcode::binary;
+    const std::string out = masked_frame(random, op, message->data);
+    if (co_await b.upstream_writer.write(out)) break;
   }
   co_await close_upstream(b, random, code, reason);
 }
@@ -424,11 +359,12 @@ asio::awaitable<ExchangeOutcome> forward_websocket(DataPlaneSession& session, Up
     co_return outcome;
   }
   outcome.status = 101;
-  auto b = std::make_shared<Bridge>(session.executor(), bridge, std::move(handshake.upstream));
+  auto b = std::make_shared<Bridge>(session.executor(), bridge, random, limits.max_message_bytes,
+                                    std::move(handshake.upstream));
   b->upstream_leftover = std::move(handshake.leftover);
   b->session = session.shared_from_this();
   asio::co_spawn(session.executor(), pump_upstream(b, random, limits), asio::detached);
-  co_await pump_bridge(*b, random, limits);
+  co_await pump_bridge(*b, random);
   // The upstream answers our CLOSE and closes; give it close_linger, then cut it.
   if (!b->upstream_pump_done) {
     b->done_wake.expires_after(limits.close_linger);
