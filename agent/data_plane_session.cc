@@ -11,6 +11,7 @@
 #include <boost/json/parse.hpp>
 #include <charconv>
 
+#include "agent/handler_exchange.h"
 #include "agent/http_exchange.h"
 #include "agent/tcp_bridge.h"
 #include "agent/websocket_forwarder.h"
@@ -37,13 +38,12 @@ const std::string* find(const proto::H2Headers& headers, std::string_view name) 
 }  // namespace
 
 DataPlaneSession::DataPlaneSession(asio::any_io_executor executor, const SessionSettings& settings, SSL_CTX* tls,
-                                   HttpForwarder& forwarder, Logger logger, PassthroughService* passthrough)
+                                   const Dispatch& dispatch, Logger logger)
     : executor_(executor),
       settings_(settings),
       tls_(tls),
-      forwarder_(forwarder),
+      dispatch_(dispatch),
       logger_(std::move(logger)),
-      passthrough_(passthrough),
       write_wake_(executor),
       timer_(executor),
       outcome_wake_(executor) {}
@@ -539,25 +539,35 @@ asio::awaitable<void> DataPlaneSession::handle_envelope(std::shared_ptr<Envelope
   auto self = shared_from_this();
   const auto started = SteadyClock::now();
   ExchangeOutcome outcome;
-  if (envelope->kind == "ws-upgrade") {
-    outcome = co_await forward_websocket(*this, forwarder_.dialer(), random_, *envelope, WebSocketLimits{});
-  } else if (envelope->kind == "tcp-stream") {
-    if (passthrough_) {
+  const Dispatch& to = dispatch_;
+  if (envelope->kind == "tcp-stream") {
+    if (to.passthrough && to.forwarder) {
       envelope->method = "TLS";
       envelope->path = envelope->sni_host.empty() ? settings_.public_host : envelope->sni_host;
-      outcome = co_await forward_tcp(*this, *passthrough_, forwarder_, random_, *envelope);
+      outcome = co_await forward_tcp(*this, *to.passthrough, *to.forwarder, random_, *envelope);
     } else {
       // §4.9: never for an edge tunnel; logged and dropped, no bridge.
       logger_->info("agent: dropped a tcp-stream envelope (this agent serves an edge tunnel)");
     }
-  } else if (passthrough_) {
+  } else if (to.passthrough) {
     // §4.9: webhook and ws-upgrade never go to a passthrough tunnel.
     logger_->info("agent: dropped a {} envelope (this agent serves a passthrough tunnel)",
                   envelope->kind.empty() ? "webhook" : envelope->kind);
     co_await post_simple(*envelope, 502, "wrong-route-kind", "this tunnel is passthrough");
     outcome.status = 502;
-  } else {
-    outcome = co_await forward_http(*this, forwarder_, *envelope);
+  } else if (envelope->kind == "ws-upgrade") {
+    if (to.ws_handler) {
+      outcome = co_await serve_with_ws_handler(*this, *to.ws_handler, random_, *envelope);
+    } else if (to.forwarder) {
+      outcome = co_await forward_websocket(*this, to.forwarder->dialer(), random_, *envelope, WebSocketLimits{});
+    } else {
+      co_await post_simple(*envelope, 501, "ws-not-supported", "this agent takes no WebSockets");
+      outcome.status = 501;
+    }
+  } else if (to.http_handler) {
+    outcome = co_await serve_with_handler(*this, *to.http_handler, *envelope);
+  } else if (to.forwarder) {
+    outcome = co_await forward_http(*this, *to.forwarder, *envelope);
   }
   envelope->body->close();  // unread body bytes are credited back
   if (outcome.status != 0 && on_request) {

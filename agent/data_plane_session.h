@@ -19,6 +19,7 @@
 #include "common/logging.h"
 #include "common/random_source.h"
 #include "common/tls_socket.h"
+#include "inkwire/handler.h"
 #include "proto/h2_session.h"
 
 namespace inkwire::agent {
@@ -66,11 +67,19 @@ struct RequestRecord {
   std::uint64_t bytes_out = 0;
 };
 
+// Where envelopes go (PROTOCOL.md §6.1): a forward_to upstream and/or in-process handlers, and for
+// a passthrough tunnel the TLS terminator. Owned by the runtime; sessions only point at it.
+struct Dispatch {
+  HttpForwarder* forwarder = nullptr;           // forward_to (URL mode)
+  const HttpHandler* http_handler = nullptr;    // wins over forwarder for webhooks
+  const WebSocketHandler* ws_handler = nullptr; // wins over forwarder for ws-upgrade
+  struct PassthroughService* passthrough = nullptr;
+};
+
 class DataPlaneSession : public std::enable_shared_from_this<DataPlaneSession>, public StreamOwner {
  public:
-  // `passthrough`: the TLS terminator of a passthrough tunnel (tcp-stream envelopes), else null.
   DataPlaneSession(boost::asio::any_io_executor executor, const SessionSettings& settings, SSL_CTX* tls,
-                   HttpForwarder& forwarder, Logger logger, struct PassthroughService* passthrough = nullptr);
+                   const Dispatch& dispatch, Logger logger);
   ~DataPlaneSession() override;
 
   boost::asio::awaitable<SessionResult> run();
@@ -135,9 +144,8 @@ class DataPlaneSession : public std::enable_shared_from_this<DataPlaneSession>, 
   boost::asio::any_io_executor executor_;
   const SessionSettings& settings_;
   SSL_CTX* tls_;
-  HttpForwarder& forwarder_;
+  const Dispatch& dispatch_;
   Logger logger_;
-  struct PassthroughService* passthrough_;
   std::unique_ptr<TlsSocket> stream_;
   std::unique_ptr<proto::H2Session> h2_;
   boost::asio::steady_timer write_wake_;

@@ -4,7 +4,11 @@
 #include <signal.h>
 
 #include <atomic>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -63,10 +67,17 @@ struct TunnelListener::Impl {
   agent::ResolvedTunnel resolved;
   proto::ForwardTarget forward;
   bool signals = false;
-  std::atomic<bool> waited{false};
+  enum Mode { unused, sync, async };
+  std::atomic<int> mode{unused};
   std::atomic<bool> close_requested{false};
-  asio::io_context io{1};
+  asio::io_context io{1};  // wait()'s
+  std::optional<asio::any_io_executor> executor;  // where the runtime runs, once started
   std::unique_ptr<agent::TunnelRuntime> runtime;
+  std::optional<asio::steady_timer> served;  // serve_forever() has returned (for aclose)
+  bool finished = false;
+
+  Expected<Unit, AgentError> start_runtime(asio::any_io_executor on);
+  static Expected<Unit, AgentError> outcome(const std::optional<agent::RuntimeResult>& result);
 };
 
 TunnelListener::TunnelListener(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -89,9 +100,21 @@ std::string TunnelListener::public_url() const {
 
 Expected<std::unique_ptr<TunnelListener>, AgentError> TunnelListener::connect(ConnectOptions options) {
   auto impl = std::make_unique<Impl>();
-  auto forward = proto::parse_forward_target(options.forward_to, options.allow_remote_forwarding);
-  if (!forward) return unexpected(AgentError{AgentError::Kind::invalid_argument, "--forward-to: " + forward.error()});
-  impl->forward = *forward;
+  const bool has_handler = static_cast<bool>(options.handler);
+  if (has_handler == !options.forward_to.empty()) {
+    return unexpected(AgentError{AgentError::Kind::invalid_argument,
+                                 has_handler ? "forward_to and handler are exclusive: give one"
+                                             : "nothing to forward to: give forward_to (--forward-to) or a handler"});
+  }
+  if (has_handler && options.tls_mode == TunnelTlsMode::passthrough) {
+    return unexpected(AgentError{AgentError::Kind::invalid_argument,
+                                 "a passthrough tunnel needs forward_to (in-process handlers serve edge tunnels)"});
+  }
+  if (!options.forward_to.empty()) {
+    auto forward = proto::parse_forward_target(options.forward_to, options.allow_remote_forwarding);
+    if (!forward) return unexpected(AgentError{AgentError::Kind::invalid_argument, "--forward-to: " + forward.error()});
+    impl->forward = *forward;
+  }
   agent::ControlClientOptions client_options;
   client_options.api_url = from_env(options.api_url, "INKWIRE_API_URL");
   client_options.api_key = from_env(options.api_key, "INKWIRE_API_KEY");
@@ -127,20 +150,18 @@ Expected<std::unique_ptr<TunnelListener>, AgentError> TunnelListener::connect(Co
 
 void TunnelListener::close() {
   impl_->close_requested = true;
-  asio::post(impl_->io, [impl = impl_.get()] {
+  auto post_to = impl_->mode == Impl::async && impl_->executor ? *impl_->executor : impl_->io.get_executor();
+  asio::post(post_to, [impl = impl_.get()] {
     if (impl->runtime) impl->runtime->close();
   });
 }
 
-Expected<Unit, AgentError> TunnelListener::wait() {
-  Impl& impl = *impl_;
-  if (impl.waited.exchange(true)) {
-    return unexpected(AgentError{AgentError::Kind::usage, "wait() was already called on this listener"});
-  }
-  auto tls = make_tls_client_context(impl.options.ca_file, {"h2"});
+Expected<Unit, AgentError> TunnelListener::Impl::start_runtime(asio::any_io_executor on) {
+  executor = on;
+  auto tls = make_tls_client_context(options.ca_file, {"h2"});
   if (!tls) return unexpected(AgentError{AgentError::Kind::invalid_argument, tls.error()});
   agent::SessionSettings settings;
-  const std::string& zone = impl.resolved.zone;
+  const std::string& zone = resolved.zone;
   settings.authority = zone;
   // "host[:port]"; an IPv6 literal comes bracketed.
   if (!zone.empty() && zone.front() == '[') {
@@ -153,41 +174,73 @@ Expected<Unit, AgentError> TunnelListener::wait() {
   } else {
     settings.host = zone;
   }
-  settings.tunnel_id = impl.resolved.tunnel.id;
-  settings.secret = impl.resolved.secret;
-  settings.pool_size = impl.options.pool_size;
-  settings.public_host = impl.resolved.public_host;
-  settings.max_inbound_body_bytes = impl.options.max_inbound_body_bytes;
-  settings.max_outbound_body_bytes = impl.options.max_outbound_body_bytes;
+  settings.tunnel_id = resolved.tunnel.id;
+  settings.secret = resolved.secret;
+  settings.pool_size = options.pool_size;
+  settings.public_host = resolved.public_host;
+  settings.max_inbound_body_bytes = options.max_inbound_body_bytes;
+  settings.max_outbound_body_bytes = options.max_outbound_body_bytes;
   auto logger = make_logger("inkwire", std::getenv("INKWIRE_LOG_LEVEL") ? std::getenv("INKWIRE_LOG_LEVEL") : "warn");
-  agent::UpstreamTlsOptions upstream_tls{impl.options.forward_to_verify_tls, impl.options.forward_to_ca_bundle};
-  auto dialer = agent::UpstreamDialer::create(impl.io.get_executor(), impl.forward, upstream_tls);
-  if (!dialer) return unexpected(AgentError{AgentError::Kind::invalid_argument, dialer.error()});
-  auto forwarder = std::make_unique<agent::HttpForwarder>(std::move(*dialer), logger);
+  std::unique_ptr<agent::HttpForwarder> forwarder;
+  if (!options.forward_to.empty()) {
+    agent::UpstreamTlsOptions upstream_tls{options.forward_to_verify_tls, options.forward_to_ca_bundle};
+    auto dialer = agent::UpstreamDialer::create(on, forward, upstream_tls);
+    if (!dialer) return unexpected(AgentError{AgentError::Kind::invalid_argument, dialer.error()});
+    forwarder = std::make_unique<agent::HttpForwarder>(std::move(*dialer), logger);
+  }
   std::unique_ptr<agent::PassthroughService> passthrough;
-  if (impl.options.tls_mode == TunnelTlsMode::passthrough) {
+  if (options.tls_mode == TunnelTlsMode::passthrough) {
     // §4.9 step 5: the agent is the TLS server, with the certificate the control plane signed.
-    auto context = agent::make_passthrough_tls_context(impl.resolved.cert_chain_file.string(),
-                                                       impl.resolved.private_key_file.string());
+    auto context = agent::make_passthrough_tls_context(resolved.cert_chain_file.string(),
+                                                       resolved.private_key_file.string());
     if (!context) return unexpected(AgentError{AgentError::Kind::state_dir_error, context.error()});
     passthrough = std::make_unique<agent::PassthroughService>();
     passthrough->tls = std::move(*context);
-    passthrough->plaintext.public_host = impl.resolved.public_host;
-    passthrough->plaintext.max_inbound_body_bytes = impl.options.max_inbound_body_bytes;
-    passthrough->plaintext.max_outbound_body_bytes = impl.options.max_outbound_body_bytes;
+    passthrough->plaintext.public_host = resolved.public_host;
+    passthrough->plaintext.max_inbound_body_bytes = options.max_inbound_body_bytes;
+    passthrough->plaintext.max_outbound_body_bytes = options.max_outbound_body_bytes;
   }
-  impl.runtime = std::make_unique<agent::TunnelRuntime>(impl.io.get_executor(), settings, std::move(*tls),
-                                                        std::move(forwarder), logger, std::move(passthrough));
-  if (impl.options.on_status) {
-    impl.runtime->on_status = [cb = impl.options.on_status](const agent::RuntimeStatusEvent& event) {
+  runtime = std::make_unique<agent::TunnelRuntime>(on, settings, std::move(*tls), std::move(forwarder), logger,
+                                                   std::move(passthrough), options.handler ? &options.handler : nullptr,
+                                                   options.ws_handler ? &options.ws_handler : nullptr);
+  if (options.on_status) {
+    runtime->on_status = [cb = options.on_status](const agent::RuntimeStatusEvent& event) {
       cb(StatusChange{static_cast<TunnelStatus>(event.status), event.detail, event.retry_in_seconds});
     };
   }
-  if (impl.options.on_request) {
-    impl.runtime->on_request = [cb = impl.options.on_request](const agent::RequestRecord& r) {
+  if (options.on_request) {
+    runtime->on_request = [cb = options.on_request](const agent::RequestRecord& r) {
       cb(RequestLogLine{r.method, r.path, r.status, r.duration, r.bytes_in, r.bytes_out});
     };
   }
+  if (close_requested) runtime->close();
+  return Unit{};
+}
+
+Expected<Unit, AgentError> TunnelListener::Impl::outcome(const std::optional<agent::RuntimeResult>& result) {
+  if (!result) return unexpected(AgentError{AgentError::Kind::transport_error, "the agent stopped unexpectedly"});
+  if (result->end == agent::SessionEnd::auth_failed) {
+    return unexpected(AgentError{AgentError::Kind::auth_failed,
+                                 "the relay refused this tunnel's secret (" + result->detail +
+                                     "); pass the current secret with --secret after a rotate-secret"});
+  }
+  if (result->end == agent::SessionEnd::superseded) {
+    return unexpected(AgentError{AgentError::Kind::superseded, "another agent took this tunnel over"});
+  }
+  return Unit{};
+}
+
+Expected<Unit, AgentError> TunnelListener::wait() {
+  Impl& impl = *impl_;
+  int unused = Impl::unused;
+  if (!impl.mode.compare_exchange_strong(unused, Impl::sync)) {
+    return unexpected(AgentError{AgentError::Kind::usage, unused == Impl::sync
+                                                              ? "wait() was already called on this listener"
+                                                              : "this listener is served with serve_forever(); "
+                                                                "wait() cannot be mixed with it"});
+  }
+  auto started = impl.start_runtime(impl.io.get_executor());
+  if (!started) return unexpected(started.error());
   std::optional<asio::signal_set> signals;
   if (impl.signals) {
     signals.emplace(impl.io, SIGINT, SIGTERM);
@@ -195,7 +248,6 @@ Expected<Unit, AgentError> TunnelListener::wait() {
       if (!ec && impl.runtime) impl.runtime->close();
     });
   }
-  if (impl.close_requested) impl.runtime->close();
   std::optional<agent::RuntimeResult> result;
   asio::co_spawn(impl.io, impl.runtime->run(), [&](std::exception_ptr error, agent::RuntimeResult r) {
     if (!error) result = std::move(r);
@@ -214,16 +266,51 @@ Expected<Unit, AgentError> TunnelListener::wait() {
   while (sigtimedwait(&pipe_set, nullptr, &no_wait) == SIGPIPE) {
   }
   pthread_sigmask(SIG_SETMASK, &previous_mask, nullptr);
-  if (!result) return unexpected(AgentError{AgentError::Kind::transport_error, "the agent stopped unexpectedly"});
-  if (result->end == agent::SessionEnd::auth_failed) {
-    return unexpected(AgentError{AgentError::Kind::auth_failed,
-                                 "the relay refused this tunnel's secret (" + result->detail +
-                                     "); pass the current secret with --secret after a rotate-secret"});
+  return Impl::outcome(result);
+}
+
+asio::awaitable<Expected<Unit, AgentError>> TunnelListener::serve_forever() {
+  Impl& impl = *impl_;
+  int unused = Impl::unused;
+  if (!impl.mode.compare_exchange_strong(unused, Impl::async)) {
+    co_return unexpected(AgentError{AgentError::Kind::usage, unused == Impl::async
+                                                                 ? "serve_forever() was already called on this listener"
+                                                                 : "this listener is served with wait(); "
+                                                                   "serve_forever() cannot be mixed with it"});
   }
-  if (result->end == agent::SessionEnd::superseded) {
-    return unexpected(AgentError{AgentError::Kind::superseded, "another agent took this tunnel over"});
+  auto executor = co_await asio::this_coro::executor;
+  impl.served.emplace(executor);
+  impl.served->expires_at(asio::steady_timer::time_point::max());
+  auto started = impl.start_runtime(executor);
+  if (!started) {
+    impl.finished = true;
+    impl.served->cancel();
+    co_return unexpected(started.error());
   }
-  return Unit{};
+  // Signals as wait() does (SignalPolicy); the program's SIGPIPE disposition is its own here, as
+  // the executor's threads are (the inkwire CLI ignores SIGPIPE).
+  std::optional<asio::signal_set> signals;
+  if (impl.signals) {
+    signals.emplace(executor, SIGINT, SIGTERM);
+    signals->async_wait([&impl](const boost::system::error_code& ec, int) {
+      if (!ec && impl.runtime) impl.runtime->close();
+    });
+  }
+  std::optional<agent::RuntimeResult> result;
+  result = co_await impl.runtime->run();
+  if (signals) signals->cancel();
+  impl.finished = true;
+  impl.served->cancel();
+  co_return Impl::outcome(result);
+}
+
+asio::awaitable<void> TunnelListener::aclose() {
+  close();
+  Impl& impl = *impl_;
+  if (impl.mode != Impl::async || !impl.served) co_return;
+  while (!impl.finished) {
+    co_await impl.served->async_wait(asio::as_tuple(asio::use_awaitable));
+  }
 }
 
 }  // namespace inkwire

@@ -11,14 +11,20 @@ namespace asio = boost::asio;
 
 TunnelRuntime::TunnelRuntime(asio::any_io_executor executor, SessionSettings settings, SslCtxPtr tls,
                              std::unique_ptr<HttpForwarder> forwarder, Logger logger,
-                             std::unique_ptr<PassthroughService> passthrough)
+                             std::unique_ptr<PassthroughService> passthrough, const HttpHandler* http_handler,
+                             const WebSocketHandler* ws_handler)
     : executor_(executor),
       settings_(std::move(settings)),
       tls_(std::move(tls)),
       forwarder_(std::move(forwarder)),
       passthrough_(std::move(passthrough)),
       logger_(std::move(logger)),
-      sleep_(executor) {}
+      sleep_(executor) {
+  dispatch_.forwarder = forwarder_.get();
+  dispatch_.passthrough = passthrough_.get();
+  dispatch_.http_handler = http_handler;
+  dispatch_.ws_handler = ws_handler;
+}
 
 TunnelRuntime::~TunnelRuntime() = default;
 
@@ -40,8 +46,7 @@ asio::awaitable<RuntimeResult> TunnelRuntime::run() {
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   while (!closing_) {
     status(RuntimeStatus::connecting);
-    session_ = std::make_shared<DataPlaneSession>(executor_, settings_, tls_.get(), *forwarder_, logger_,
-                                                  passthrough_.get());
+    session_ = std::make_shared<DataPlaneSession>(executor_, settings_, tls_.get(), dispatch_, logger_);
     session_->on_connected = [this, weak = std::weak_ptr<DataPlaneSession>(session_)] {
       status(RuntimeStatus::connected);
       // Make-before-break: sessions still draining post their answers over this one from now on.

@@ -34,9 +34,12 @@ struct RuntimeResult {
 
 class TunnelRuntime {
  public:
+  // `forwarder` may be null when handlers serve everything; `passthrough` is set for passthrough
+  // tunnels only. The handlers must outlive the runtime.
   TunnelRuntime(boost::asio::any_io_executor executor, SessionSettings settings, SslCtxPtr tls,
                 std::unique_ptr<HttpForwarder> forwarder, Logger logger,
-                std::unique_ptr<PassthroughService> passthrough = nullptr);
+                std::unique_ptr<PassthroughService> passthrough = nullptr, const HttpHandler* http_handler = nullptr,
+                const WebSocketHandler* ws_handler = nullptr);
   ~TunnelRuntime();
 
   boost::asio::awaitable<RuntimeResult> run();
@@ -53,6 +56,7 @@ class TunnelRuntime {
   SslCtxPtr tls_;
   std::unique_ptr<HttpForwarder> forwarder_;
   std::unique_ptr<PassthroughService> passthrough_;
+  Dispatch dispatch_;
   Logger logger_;
   boost::asio::steady_timer sleep_;
   std::shared_ptr<DataPlaneSession> session_;

@@ -3,7 +3,7 @@
 # (`inkwired serve` with roles controlplane + relay + edge), driven as a user would: the agent
 # forwards to a small local HTTP origin (Python, below) and third parties reach it with curl.
 #
-#   agent_e2e.sh INKWIRED INKWIRE
+#   agent_e2e.sh INKWIRED INKWIRE HANDLER_EXAMPLE
 #
 # One tunnel, "shop", in edge mode. The agent finds the control plane through INKWIRE_API_URL /
 # INKWIRE_API_KEY / INKWIRE_CA_FILE (plain http to the loopback API; the relay's TLS is verified
@@ -26,10 +26,11 @@ root=$(cd -- "$here/../.." && pwd -P)
 source "$root/scripts/lib/common.sh"
 source "$root/scripts/lib/pg.sh"
 
-[[ $# -eq 2 ]] || { echo "usage: agent_e2e.sh INKWIRED INKWIRE" >&2; exit 2; }
+[[ $# -eq 3 ]] || { echo "usage: agent_e2e.sh INKWIRED INKWIRE HANDLER_EXAMPLE" >&2; exit 2; }
 inkwired=$(realpath -- "$1")
 inkwire=$(realpath -- "$2")
-for bin in "$inkwired" "$inkwire"; do
+handler_example=$(realpath -- "$3")
+for bin in "$inkwired" "$inkwire" "$handler_example"; do
   [[ -f $bin && -x $bin ]] || die "$bin is not an executable file"
 done
 for tool in curl openssl jq psql timeout sha256sum "$INKWIRE_PYTHON"; do
@@ -86,7 +87,7 @@ cleanup() {
   local rc=$?
   set +e
   local pid
-  for pid in $(pid_of agent) $(pid_of origin) $(pid_of agent-chat) $(pid_of agent-vault) $(pid_of agent-secure); do stop_pid "$pid" 2; done
+  for pid in $(pid_of agent) $(pid_of origin) $(pid_of agent-chat) $(pid_of agent-vault) $(pid_of agent-secure) $(pid_of agent-inproc); do stop_pid "$pid" 2; done
   while read -r pid; do stop_pid "$pid" 2; done <"$work/pids"
   stop_pid "$(pid_of server)" 15
   if [[ -n $db_name && -n $admin_url ]]; then
@@ -170,6 +171,7 @@ key_file = "$work/server.key"
 [relay]
 listen = ""
 queue_wait_seconds = 2
+response_deadline_seconds = 8
 [edge]
 listen = "127.0.0.1:$hp"
 http_listen = "127.0.0.1:$pp"
@@ -177,6 +179,7 @@ public_https_port = $hp
 cert_check_seconds = 0
 max_request_body_bytes = 100663296
 TOML
+# (relay.response_deadline_seconds is 8 below: case 13 waits for it.)
 
 log "migrate, server certificate, organisation, API key"
 iw migrate -c "$cfg" >"$work/migrate.out" 2>&1 || setup_fail "inkwired migrate failed: $(tail -n 3 "$work/migrate.out")"
@@ -656,6 +659,42 @@ case_12() { # passthrough: the agent terminates TLS with its own leaf and serves
   log "   (leaf $seen; $(grep -c 'TLS' "$work/agent-$n.out") TLS connections logged)"
 }
 
+case_13() { # in-process handlers (the library's API): HTTP, streamed echo, deadline cancellation, exceptions, WebSocket
+  local n=inproc f=$work/c13 code pid
+  pid=$(pid_of agent-$n)
+  if [[ -z $pid ]] || ! pid_alive "$pid"; then
+    (exec "${agent_env[@]}" env --default-signal=INT "$handler_example" "$n" --state-dir "$work/state/$n" \
+      </dev/null >>"$work/agent-$n.out" 2>>"$work/agent-$n.err") &
+    echo $! >"$work/agent-$n.pid"
+    echo $! >>"$work/pids"
+    wait_until 10 grep -q '^connected$' "$work/agent-$n.err" || fail "the handler example did not connect: $(tail -n 5 "$work/agent-$n.err")"
+  fi
+  local h=(--cacert "$ca" --resolve "$n.$zone:$hp:127.0.0.1")
+  code=$(curl -sS --max-time 10 "${h[@]}" -D "$f.h" -o "$f.body" -w '%{http_code}' "https://$n.$zone:$hp/hello?x=1") || fail "GET /hello failed"
+  [[ $code == 200 && $(cat "$f.body") == "hello from a handler" ]] || fail "GET /hello: $code '$(head -c 200 "$f.body")'"
+  [[ $(header "$f.h" x-seen-url) == "https://$n.$zone/hello?x=1" ]] || fail "the handler saw url '$(header "$f.h" x-seen-url)'"
+  [[ $(header "$f.h" x-seen-forwarded-for) == 127.0.0.1 ]] || fail "forwarded_for_ip '$(header "$f.h" x-seen-forwarded-for)'"
+  [[ $(header "$f.h" x-seen-host) == "$n.$zone" ]] || fail "host '$(header "$f.h" x-seen-host)'"
+  [[ -n $(header "$f.h" x-seen-request-id) ]] || fail "no request id in the context's envelope"
+  head -c $((3 * 1024 * 1024)) /dev/urandom >"$f.bin"
+  code=$(curl -sS --max-time 20 "${h[@]}" --http2 -o "$f.echo" -w '%{http_code}' --data-binary "@$f.bin" "https://$n.$zone:$hp/echo") ||
+    fail "POST /echo failed"
+  [[ $code == 200 && $(sha "$f.echo") == "$(sha "$f.bin")" ]] || fail "POST /echo: $code, $(stat -c %s "$f.echo") bytes back"
+  code=$(curl -sS --max-time 10 "${h[@]}" -o /dev/null -w '%{http_code}' "https://$n.$zone:$hp/throw") || true
+  [[ $code == 500 ]] || fail "GET /throw: $code, want 500"
+  local t0 ms
+  t0=$(now_ms)
+  code=$(curl -sS --max-time 20 "${h[@]}" -o /dev/null -w '%{http_code}' "https://$n.$zone:$hp/slow") || true
+  ms=$(($(now_ms) - t0))
+  [[ $code == 504 ]] || fail "GET /slow: $code, want 504 at the response deadline"
+  wait_until 3 grep -q '^handler: cancelled at the deadline$' "$work/agent-$n.err" ||
+    fail "the handler's cancellation signal did not fire: $(tail -n 3 "$work/agent-$n.err")"
+  ws_client "$n" "$f.ws"
+  wait_until 3 grep -q '^GET /ws?x=1 101$' "$work/agent-$n.out" || fail "no 'GET /ws?x=1 101' line: $(tail -n 3 "$work/agent-$n.out")"
+  stop_pid "$(pid_of agent-$n)" 5
+  log "   (/slow answered 504 after $ms ms; the handler saw the cancellation)"
+}
+
 # ---------------------------------------------------------------------------------------------
 titles=(
   [1]="first connect creates the tunnel, connected; state.json 0600 in a 0700 directory"
@@ -670,6 +709,7 @@ titles=(
   [10]="https:// upstream: untrusted -> 502; with --forward-to-ca-bundle GET and WebSocket work"
   [11]="48 MiB uploads stream through the agent (length and chunked), peak RSS grows < 16 MiB"
   [12]="passthrough: the agent's own leaf (fingerprint = the API's), GET over h1 and h2, 1 MiB POST echo"
+  [13]="in-process handlers: request and context, streamed echo, 504 + cancellation at the deadline, 500, WebSocket"
 )
 
 run_case() { # run_case N: case_N in a subshell (set -e, its own failure reason)
@@ -709,7 +749,7 @@ run_case() { # run_case N: case_N in a subshell (set -e, its own failure reason)
   pid_alive "$(pid_of origin)" || start_origin || log "the origin did not start again"
 }
 
-for n in ${CASES:-$(seq 1 12)}; do run_case "$n"; done
+for n in ${CASES:-$(seq 1 13)}; do run_case "$n"; done
 
 elapsed=$((SECONDS - started))
 echo

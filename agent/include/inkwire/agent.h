@@ -18,7 +18,10 @@
 #include <optional>
 #include <string>
 
+#include <boost/asio/awaitable.hpp>
+
 #include "common/expected.h"
+#include "inkwire/handler.h"
 
 namespace inkwire {
 
@@ -45,7 +48,11 @@ struct RequestLogLine {
 
 struct ConnectOptions {
   std::string name;
+  // Where requests go: exactly one of forward_to and handler (PROTOCOL.md §6.6). ws_handler takes
+  // WebSockets and needs one of the two; without it forward_to bridges them to the upstream.
   std::string forward_to;  // http(s)://127.0.0.1:PORT (loopback only unless allow_remote_forwarding)
+  HttpHandler handler;
+  WebSocketHandler ws_handler;
   bool allow_remote_forwarding = false;
   bool forward_to_verify_tls = true;  // https:// forward_to: verify the upstream's certificate
   std::string forward_to_ca_bundle;   // extra CAs (PEM) for an https:// forward_to
@@ -98,10 +105,15 @@ class TunnelListener {
   std::string public_url() const;  // https://{public_host}, plus the zone's port when it is not 443
 
   // Serves on the calling thread until close(), a signal (per SignalPolicy) or a terminal error
-  // (auth_failed, superseded). In-flight requests finish before it returns.
+  // (auth_failed, superseded). In-flight requests finish (within 30 s) before it returns.
   Expected<Unit, AgentError> wait();
-  // From any thread (or a signal handler's thread): drain and make wait() return.
+  // The same as an Asio awaitable, on the executor it is awaited on (handlers run there too).
+  // A listener is served either way, once: mixing wait() and serve_forever() is a usage error.
+  boost::asio::awaitable<Expected<Unit, AgentError>> serve_forever();
+  // From any thread (or a signal handler's thread): drain and make wait() / serve_forever() return.
   void close();
+  // close(), then waits until serve_forever() has returned.
+  boost::asio::awaitable<void> aclose();
 
   struct Impl;
 
