@@ -15,6 +15,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <cstdlib>
 #include <optional>
+#include <vector>
 
 #include "agent/connect_sequence.h"
 #include "agent/control_client.h"
@@ -50,14 +51,12 @@ AgentError::Kind kind_of(agent::ConnectErrorKind kind) {
   }
 }
 
-// SIGINT/SIGTERM have no handler of the program's own (SignalPolicy::automatic).
-bool signals_unclaimed() {
-  for (int signo : {SIGINT, SIGTERM}) {
-    struct sigaction current {};
-    if (sigaction(signo, nullptr, &current) != 0) return false;
-    if (current.sa_handler != SIG_DFL) return false;
-  }
-  return true;
+// The signal has no handler of the program's own (SignalPolicy::automatic decides per signal, so a
+// program that handles SIGTERM itself still gets Ctrl-C closing the listener).
+bool signal_unclaimed(int signo) {
+  struct sigaction current {};
+  if (sigaction(signo, nullptr, &current) != 0) return false;
+  return current.sa_handler == SIG_DFL;
 }
 
 }  // namespace
@@ -66,7 +65,7 @@ struct TunnelListener::Impl {
   ConnectOptions options;
   agent::ResolvedTunnel resolved;
   proto::ForwardTarget forward;
-  bool signals = false;
+  std::vector<int> signals;  // the ones the listener handles (SignalPolicy)
   enum Mode { unused, sync, async };
   std::atomic<int> mode{unused};
   std::atomic<bool> close_requested{false};
@@ -142,8 +141,11 @@ Expected<std::unique_ptr<TunnelListener>, AgentError> TunnelListener::connect(Co
   auto resolved = agent::resolve_tunnel(*client, request);
   if (!resolved) return unexpected(AgentError{kind_of(resolved.error().kind), resolved.error().message});
   impl->resolved = std::move(*resolved);
-  impl->signals = options.signals == SignalPolicy::on ||
-                  (options.signals == SignalPolicy::automatic && signals_unclaimed());
+  for (int signo : {SIGINT, SIGTERM}) {
+    if (options.signals == SignalPolicy::on || (options.signals == SignalPolicy::automatic && signal_unclaimed(signo))) {
+      impl->signals.push_back(signo);
+    }
+  }
   impl->options = std::move(options);
   return std::unique_ptr<TunnelListener>(new TunnelListener(std::move(impl)));
 }
@@ -242,8 +244,9 @@ Expected<Unit, AgentError> TunnelListener::wait() {
   auto started = impl.start_runtime(impl.io.get_executor());
   if (!started) return unexpected(started.error());
   std::optional<asio::signal_set> signals;
-  if (impl.signals) {
-    signals.emplace(impl.io, SIGINT, SIGTERM);
+  if (!impl.signals.empty()) {
+    signals.emplace(impl.io);
+    for (int signo : impl.signals) signals->add(signo);
     signals->async_wait([&impl](const boost::system::error_code& ec, int) {
       if (!ec && impl.runtime) impl.runtime->close();
     });
@@ -290,8 +293,9 @@ asio::awaitable<Expected<Unit, AgentError>> TunnelListener::serve_forever() {
   // Signals as wait() does (SignalPolicy); the program's SIGPIPE disposition is its own here, as
   // the executor's threads are (the inkwire CLI ignores SIGPIPE).
   std::optional<asio::signal_set> signals;
-  if (impl.signals) {
-    signals.emplace(executor, SIGINT, SIGTERM);
+  if (!impl.signals.empty()) {
+    signals.emplace(executor);
+    for (int signo : impl.signals) signals->add(signo);
     signals->async_wait([&impl](const boost::system::error_code& ec, int) {
       if (!ec && impl.runtime) impl.runtime->close();
     });

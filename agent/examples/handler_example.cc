@@ -15,7 +15,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <unistd.h>
+
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -84,8 +87,19 @@ asio::awaitable<void> handle_websocket(inkwire::WebSocketSession& ws) {
 
 }  // namespace
 
+// For the signal-policy test: the program's own SIGTERM handler (a program that owns its shutdown).
+extern "C" void own_sigterm(int) {
+  const char line[] = "program: SIGTERM handled by the program\n";
+  (void)!write(2, line, sizeof line - 1);
+}
+
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
+  // INKWIRE_EXAMPLE_SIGNALS=auto|on|off picks the SignalPolicy (default on);
+  // INKWIRE_EXAMPLE_OWN_SIGTERM=1 installs a SIGTERM handler of the program's own first.
+  const char* policy = std::getenv("INKWIRE_EXAMPLE_SIGNALS");
+  const char* own = std::getenv("INKWIRE_EXAMPLE_OWN_SIGTERM");
+  if (own && std::strcmp(own, "1") == 0) std::signal(SIGTERM, own_sigterm);
   if (argc < 2) {
     std::cerr << "usage: inkwire-handler-example NAME [--state-dir DIR]\n";
     return 2;
@@ -96,6 +110,8 @@ int main(int argc, char** argv) {
   options.handler = handle;
   options.ws_handler = handle_websocket;
   options.signals = inkwire::SignalPolicy::on;
+  if (policy && std::strcmp(policy, "auto") == 0) options.signals = inkwire::SignalPolicy::automatic;
+  if (policy && std::strcmp(policy, "off") == 0) options.signals = inkwire::SignalPolicy::off;
   options.on_status = [](const inkwire::StatusChange& change) {
     static const char* names[] = {"connecting", "connected", "reconnecting", "closed"};
     std::cerr << names[static_cast<int>(change.status)] << (change.detail.empty() ? "" : ": ") << change.detail

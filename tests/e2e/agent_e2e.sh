@@ -87,7 +87,7 @@ cleanup() {
   local rc=$?
   set +e
   local pid
-  for pid in $(pid_of agent) $(pid_of origin) $(pid_of agent-chat) $(pid_of agent-vault) $(pid_of agent-secure) $(pid_of agent-inproc); do stop_pid "$pid" 2; done
+  for pid in $(pid_of agent) $(pid_of origin) $(pid_of agent-chat) $(pid_of agent-vault) $(pid_of agent-secure) $(pid_of agent-inproc) $(pid_of ex-sigs); do stop_pid "$pid" 2; done
   while read -r pid; do stop_pid "$pid" 2; done <"$work/pids"
   stop_pid "$(pid_of server)" 15
   if [[ -n $db_name && -n $admin_url ]]; then
@@ -695,6 +695,119 @@ case_13() { # in-process handlers (the library's API): HTTP, streamed echo, dead
   log "   (/slow answered 504 after $ms ms; the handler saw the cancellation)"
 }
 
+# run_example NAME ENV...: the handler example for tunnel NAME in the background with extra
+# environment; its pid in $work/ex-NAME.pid, its exit status (once it exits) in $work/ex-NAME.rc.
+run_example() {
+  local n=$1
+  shift
+  rm -f -- "$work/ex-$n.rc"
+  (
+    "${agent_env[@]}" "$@" env --default-signal=INT,TERM "$handler_example" "$n" --state-dir "$work/state/$n" \
+      </dev/null >>"$work/ex-$n.out" 2>>"$work/ex-$n.err" &
+    echo $! >"$work/ex-$n.pid"
+    local status=0
+    wait $! || status=$?
+    echo "$status" >"$work/ex-$n.rc"
+  ) &
+  echo $! >>"$work/pids"
+  wait_until 5 test -s "$work/ex-$n.pid" || fail "no pid for the example $n"
+  wait_until 10 grep -q '^connected$' "$work/ex-$n.err" || fail "example $n did not connect: $(tail -n 5 "$work/ex-$n.err")"
+}
+case_14() { # signal policy: on -> SIGTERM closes, exit 0; off -> SIGTERM's default (143); auto leaves a program's own handler alone
+  local n=sigs pid rc
+  : >"$work/ex-$n.err"
+  run_example "$n" INKWIRE_EXAMPLE_SIGNALS=on
+  pid=$(cat "$work/ex-$n.pid")
+  kill -TERM "$pid"
+  wait_until 5 test -e "$work/ex-$n.rc" || fail "on: still running 5 s after SIGTERM"
+  rc=$(cat "$work/ex-$n.rc")
+  [[ $rc == 0 ]] || fail "on: exit $rc after SIGTERM, want 0 (the listener closed)"
+  grep -q '^closed' "$work/ex-$n.err" || fail "on: no 'closed' status: $(tail -n 3 "$work/ex-$n.err")"
+
+  : >"$work/ex-$n.err"
+  run_example "$n" INKWIRE_EXAMPLE_SIGNALS=off
+  pid=$(cat "$work/ex-$n.pid")
+  kill -TERM "$pid"
+  wait_until 5 test -e "$work/ex-$n.rc" || fail "off: still running 5 s after SIGTERM"
+  rc=$(cat "$work/ex-$n.rc")
+  [[ $rc == 143 ]] || fail "off: exit $rc after SIGTERM, want 143 (no handler: the default action)"
+
+  : >"$work/ex-$n.err"
+  run_example "$n" INKWIRE_EXAMPLE_SIGNALS=auto INKWIRE_EXAMPLE_OWN_SIGTERM=1
+  pid=$(cat "$work/ex-$n.pid")
+  kill -TERM "$pid"
+  wait_until 5 grep -q '^program: SIGTERM handled by the program$' "$work/ex-$n.err" ||
+    fail "auto + the program's handler: the program's handler did not run: $(tail -n 3 "$work/ex-$n.err")"
+  sleep 0.5
+  pid_alive "$pid" || fail "auto + the program's handler: the listener closed on SIGTERM (it must leave it to the program)"
+  [[ $(curl -sS --max-time 10 --cacert "$ca" --resolve "$n.$zone:$hp:127.0.0.1" -o /dev/null -w '%{http_code}' \
+    "https://$n.$zone:$hp/hello") == 200 ]] || fail "auto: the tunnel stopped serving after the program's SIGTERM"
+  kill -INT "$pid"
+  wait_until 5 test -e "$work/ex-$n.rc" || fail "auto: SIGINT did not end it"
+  rc=$(cat "$work/ex-$n.rc")
+  [[ $rc == 0 ]] || fail "auto: exit $rc after SIGINT (unclaimed: the listener's), want 0"
+}
+
+case_15() { # a second agent on the same tunnel supersedes the first: it ends with exit 6 and says why
+  ensure_agent
+  local second=$work/state/shop-second f=$work/c15 rc=0 first
+  first=$(pid_of agent)
+  rm -rf -- "$second"
+  cp -a "$state" "$second"
+  (exec "${agent_env[@]}" "$inkwire" connect "$name" --forward-to "http://127.0.0.1:$op" --state-dir "$second" \
+    </dev/null >"$f.out" 2>"$f.err") &
+  local pid2=$!
+  echo "$pid2" >>"$work/pids"
+  wait_until 10 grep -q ' connected$' "$f.err" || fail "the second agent did not connect: $(tail -n 3 "$f.err")"
+  wait_gone "$first" 10 || fail "the first agent still runs 10 s after the second connected"
+  wait_until 3 test -e "$work/agent.rc" || fail "no exit status for the first agent"
+  rc=$(cat "$work/agent.rc")
+  [[ $rc == 6 ]] || fail "the first agent exited $rc, want 6 (superseded): $(tail -n 3 "$work/agent.err")"
+  grep -q '^inkwire: .*another agent' "$work/agent.err" || fail "no 'another agent' line: $(tail -n 3 "$work/agent.err")"
+  [[ $(get_code /hello.txt) == 200 ]] || fail "GET /hello.txt through the second agent is not 200"
+  stop_pid "$pid2" 5
+  rm -f -- "$work/agent.pid"
+}
+
+case_16() { # a deleted tunnel: connect restores it (auto-restore), or refuses with --on-pending-removal error
+  stop_agent
+  cli tunnels delete "$name" >/dev/null || fail "tunnels delete failed"
+  [[ $(tunnel_json | jq -r .status) == delete_pending ]] || fail "status after delete: $(tunnel_json | jq -r .status)"
+  local f=$work/c16 rc=0
+  timeout 15 "${agent_env[@]}" "$inkwire" connect "$name" --forward-to "http://127.0.0.1:$op" --state-dir "$state" \
+    --on-pending-removal error </dev/null >"$f.out" 2>"$f.err" || rc=$?
+  ((rc != 0 && rc != 124)) || fail "--on-pending-removal error: exit $rc: $(cat "$f.err")"
+  grep -qi '^inkwire: .*pending removal\|^inkwire: .*deleted' "$f.err" || fail "the error does not say it was deleted: $(cat "$f.err")"
+  [[ $(tunnel_json | jq -r .status) == delete_pending ]] || fail "the error policy restored the tunnel"
+  rm -f -- "$work/agent.pid"
+  ensure_agent
+  [[ $(tunnel_json | jq -r .status) == active ]] || fail "status after an auto-restoring connect: $(tunnel_json | jq -r .status)"
+  [[ $(get_code /hello.txt) == 200 ]] || fail "GET /hello.txt after the restore is not 200"
+}
+
+case_17() { # rotate-secret: the running agent keeps serving; a restart with the old secret fails (5); with the new one it works
+  ensure_agent
+  local f=$work/c17 secret rc=0
+  secret=$(cli tunnels rotate-secret "$name" --json | jq -r .connect_secret)
+  [[ -n $secret && $secret != null ]] || fail "rotate-secret printed no secret"
+  [[ $(get_code /hello.txt) == 200 ]] || fail "the running agent stopped serving after the rotation"
+  stop_agent
+  timeout 15 "${agent_env[@]}" "$inkwire" connect "$name" --forward-to "http://127.0.0.1:$op" --state-dir "$state" \
+    </dev/null >"$f.out" 2>"$f.err" || rc=$?
+  [[ $rc == 5 ]] || fail "a restart with the old secret: exit $rc, want 5: $(cat "$f.err")"
+  rc=0
+  timeout 15 "${agent_env[@]}" INKWIRE_SECRET="$secret" "$inkwire" connect "$name" --forward-to "http://127.0.0.1:$op" \
+    --state-dir "$state" </dev/null >"$f.out2" 2>"$f.err2" &
+  local pid=$!
+  echo "$pid" >>"$work/pids"
+  wait_until 10 grep -q ' connected$' "$f.err2" || fail "no connection with the new secret: $(tail -n 3 "$f.err2")"
+  [[ $(jq -r .secret "$state/state.json") == "$secret" ]] || fail "the new secret was not saved in state.json"
+  [[ $(get_code /hello.txt) == 200 ]] || fail "GET /hello.txt with the new secret is not 200"
+  stop_pid "$pid" 5
+  rm -f -- "$work/agent.pid"
+  ensure_agent # from the state file alone now
+}
+
 # ---------------------------------------------------------------------------------------------
 titles=(
   [1]="first connect creates the tunnel, connected; state.json 0600 in a 0700 directory"
@@ -710,6 +823,10 @@ titles=(
   [11]="48 MiB uploads stream through the agent (length and chunked), peak RSS grows < 16 MiB"
   [12]="passthrough: the agent's own leaf (fingerprint = the API's), GET over h1 and h2, 1 MiB POST echo"
   [13]="in-process handlers: request and context, streamed echo, 504 + cancellation at the deadline, 500, WebSocket"
+  [14]="signal policy: on closes (exit 0), off leaves the default (143), auto leaves a program's handler alone"
+  [15]="a second agent supersedes the first: exit 6 with a line saying why; traffic goes on"
+  [16]="deleted tunnel: --on-pending-removal error refuses; the default restores it and serves"
+  [17]="rotate-secret: serving goes on; old secret -> exit 5; the new one (INKWIRE_SECRET) connects and is saved"
 )
 
 run_case() { # run_case N: case_N in a subshell (set -e, its own failure reason)
@@ -749,14 +866,14 @@ run_case() { # run_case N: case_N in a subshell (set -e, its own failure reason)
   pid_alive "$(pid_of origin)" || start_origin || log "the origin did not start again"
 }
 
-for n in ${CASES:-$(seq 1 13)}; do run_case "$n"; done
+for n in ${CASES:-$(seq 1 17)}; do run_case "$n"; done
 
 elapsed=$((SECONDS - started))
 echo
 echo "agent_e2e: summary ($elapsed s)"
 printf '  %s\n' "${results[@]}"
-if ((elapsed >= 90)); then
-  echo "agent_e2e: FAIL: the run took $elapsed s (limit 90 s)"
+if ((elapsed >= 150)); then
+  echo "agent_e2e: FAIL: the run took $elapsed s (limit 150 s)"
   failed=$((failed + 1))
 fi
 ((crashes == 0)) || echo "agent_e2e: inkwired serve died $crashes time(s) (restarted each time)"

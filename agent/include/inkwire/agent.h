@@ -27,7 +27,8 @@ namespace inkwire {
 
 enum class TunnelTlsMode { edge, passthrough };
 enum class PendingRemovalPolicy { auto_restore, error };
-// auto: SIGINT/SIGTERM handlers only if the process had none when the listener was made.
+// automatic: a SIGINT / SIGTERM handler for each of the two the process had none for when the
+// listener was made (a program that owns its shutdown keeps it); on: both, always; off: none.
 enum class SignalPolicy { automatic, on, off };
 enum class TunnelStatus { connecting, connected, reconnecting, closed };
 
