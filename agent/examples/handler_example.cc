@@ -12,6 +12,9 @@
 //                 with 4001 "bye"
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -126,6 +129,28 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::cerr << "Serving " << (*listener)->public_url() << " in-process" << std::endl;
+  // INKWIRE_EXAMPLE_ASYNC=1: the async lifecycle (serve_forever on an io_context of the program's).
+  const char* async = std::getenv("INKWIRE_EXAMPLE_ASYNC");
+  if (async && std::strcmp(async, "1") == 0) {
+    asio::io_context io;
+    inkwire::TunnelListener& l = **listener;
+    int rc = 1;
+    asio::co_spawn(io, [&l, &rc]() -> asio::awaitable<void> {
+      auto result = co_await l.serve_forever();
+      if (!result) {
+        std::cerr << "inkwire-handler-example: " << result.error().message << "\n";
+        co_return;
+      }
+      rc = 0;
+    }, asio::detached);
+    io.run();
+    // The two lifecycles are exclusive on one listener.
+    auto mixed = l.wait();
+    if (!mixed && mixed.error().kind == inkwire::AgentError::Kind::usage) {
+      std::cerr << "wait() after serve_forever(): " << mixed.error().message << std::endl;
+    }
+    return rc;
+  }
   auto served = (*listener)->wait();
   if (!served) {
     std::cerr << "inkwire-handler-example: " << served.error().message << "\n";

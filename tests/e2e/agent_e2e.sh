@@ -746,6 +746,19 @@ case_14() { # signal policy: on -> SIGTERM closes, exit 0; off -> SIGTERM's defa
   wait_until 5 test -e "$work/ex-$n.rc" || fail "auto: SIGINT did not end it"
   rc=$(cat "$work/ex-$n.rc")
   [[ $rc == 0 ]] || fail "auto: exit $rc after SIGINT (unclaimed: the listener's), want 0"
+
+  # The async lifecycle: serve_forever() on the program's io_context; wait() afterwards is refused.
+  : >"$work/ex-$n.err"
+  run_example "$n" INKWIRE_EXAMPLE_ASYNC=1
+  pid=$(cat "$work/ex-$n.pid")
+  [[ $(curl -sS --max-time 10 --cacert "$ca" --resolve "$n.$zone:$hp:127.0.0.1" -o /dev/null -w '%{http_code}' \
+    "https://$n.$zone:$hp/hello") == 200 ]] || fail "async: GET /hello is not 200"
+  kill -TERM "$pid"
+  wait_until 5 test -e "$work/ex-$n.rc" || fail "async: still running 5 s after SIGTERM"
+  rc=$(cat "$work/ex-$n.rc")
+  [[ $rc == 0 ]] || fail "async: exit $rc after SIGTERM, want 0: $(tail -n 3 "$work/ex-$n.err")"
+  grep -q '^wait() after serve_forever(): .*cannot be mixed' "$work/ex-$n.err" ||
+    fail "async: wait() after serve_forever() was not refused: $(tail -n 3 "$work/ex-$n.err")"
 }
 
 case_15() { # a second agent on the same tunnel supersedes the first: it ends with exit 6 and says why
@@ -823,7 +836,7 @@ titles=(
   [11]="48 MiB uploads stream through the agent (length and chunked), peak RSS grows < 16 MiB"
   [12]="passthrough: the agent's own leaf (fingerprint = the API's), GET over h1 and h2, 1 MiB POST echo"
   [13]="in-process handlers: request and context, streamed echo, 504 + cancellation at the deadline, 500, WebSocket"
-  [14]="signal policy: on closes (exit 0), off leaves the default (143), auto leaves a program's handler alone"
+  [14]="signal policy: on closes (exit 0), off leaves the default (143), auto leaves a program's handler alone; async lifecycle"
   [15]="a second agent supersedes the first: exit 6 with a line saying why; traffic goes on"
   [16]="deleted tunnel: --on-pending-removal error refuses; the default restores it and serves"
   [17]="rotate-secret: serving goes on; old secret -> exit 5; the new one (INKWIRE_SECRET) connects and is saved"
