@@ -140,6 +140,15 @@ asio::awaitable<bool> Http1Connection::read_more() {
   // Read into a scratch buffer that is never zero-filled, then append what came: growing `in_` by
   // the read size first would memset 16 KiB per read on the request path.
   if (!read_buffer_) read_buffer_ = std::make_unique_for_overwrite<std::uint8_t[]>(kReadChunk);
+  // Bytes already parsed are dropped first: within one request (a body of any size) `in_` would
+  // otherwise keep everything the client sent — a 1 GiB upload held 1 GiB here.
+  if (in_off_ == in_.size()) {
+    in_.clear();
+    in_off_ = 0;
+  } else if (in_off_ >= kReadChunk) {
+    in_.erase(0, in_off_);
+    in_off_ = 0;
+  }
   auto [ec, n] = co_await stream_->read_some(std::span<std::uint8_t>(read_buffer_.get(), kReadChunk));
   if (ec || n == 0) co_return false;
   in_.append(reinterpret_cast<const char*>(read_buffer_.get()), n);
