@@ -422,19 +422,7 @@ void DataPlaneSession::hello_complete(StreamState& stream) {
 
 void DataPlaneSession::envelope_arrived(std::int32_t id, StreamState& s, bool end_stream) {
   const int slot = s.slot;
-  auto envelope = std::make_shared<Envelope>();
-  for (auto& h : s.headers) {
-    const std::string_view name = h.name;
-    if (name == "inkbox-request-id") envelope->request_id = std::move(h.value);
-    else if (name == "inkbox-route-kind") envelope->kind = std::move(h.value);
-    else if (name == "inkbox-method") envelope->method = std::move(h.value);
-    else if (name == "inkbox-path") envelope->path = std::move(h.value);
-    else if (name == "inkbox-forwarded-for") envelope->forwarded_for = std::move(h.value);
-    else if (name == "inkbox-sni-host") envelope->sni_host = std::move(h.value);
-    else if (name == "inkbox-ws-id") envelope->ws_id = std::move(h.value);
-    else if (name == "inkbox-tcp-id") envelope->tcp_id = std::move(h.value);
-    else if (name.starts_with("inkbox-h-")) envelope->forwarded.push_back({std::string(name.substr(9)), std::move(h.value)});
-  }
+  auto envelope = std::make_shared<Envelope>(parse_envelope(std::move(s.headers)));
   s.headers.clear();
   // The body streams in on the same HTTP/2 stream; the slot is parked again at once (the relay
   // unparked this stream when it delivered), so the pool stays full while the body arrives.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "agent/tunnel_stream.h"
+#include "proto/h2_session.h"
 #include "proto/header_rules.h"
 
 namespace inkwire::agent {
@@ -33,5 +34,10 @@ struct Envelope {
     return nullptr;
   }
 };
+
+// The meta and forwarded headers of an intake's 200 reply (§4.6), taken apart. Names arrive
+// lowercase (§4.1); inkbox-* fields the agent does not use are ignored, as are non-inkbox fields;
+// `body` is left for the caller. An envelope without a request id is one the SDKs drop.
+Envelope parse_envelope(proto::H2Headers&& headers);
 
 }  // namespace inkwire::agent
