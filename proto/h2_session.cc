@@ -118,7 +118,9 @@ Expected<Unit, H2Error> H2Session::init() {
   }
 
   std::vector<nghttp2_settings_entry> iv;
-  if (role_ == Role::client) iv.push_back({NGHTTP2_SETTINGS_ENABLE_PUSH, 0});
+  // Nobody pushes on our connections. A client must say so; a server may (RFC 9113 §6.5.2), and
+  // PROTOCOL.md §6.5 asks the agent's plaintext server to advertise it.
+  iv.push_back({NGHTTP2_SETTINGS_ENABLE_PUSH, 0});
   iv.push_back({NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, settings_.max_concurrent_streams});
   iv.push_back({NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings_.initial_window_size});
   iv.push_back({NGHTTP2_SETTINGS_MAX_FRAME_SIZE, settings_.max_frame_size});

@@ -821,5 +821,29 @@ TEST_F(H2SessionTest, ProduceHonoursMaxBytes) {
   EXPECT_TRUE(reader.ended[*id]);
 }
 
+// Neither role lets the other push: ENABLE_PUSH 0 is in each side's first SETTINGS frame.
+TEST_F(H2SessionTest, BothRolesAdvertiseEnablePushZero) {
+  for (Role role : {Role::server, Role::client}) {
+    auto session = make(role);
+    std::string wire;
+    ASSERT_TRUE(session->produce(wire).has_value());
+    if (role == Role::client) wire.erase(0, 24);  // the connection preface
+    auto frames = parse_frames(wire);
+    ASSERT_FALSE(frames.empty());
+    ASSERT_EQ(frames[0].type, 0x4);  // SETTINGS
+    std::map<uint16_t, uint32_t> entries;
+    const std::string& p = frames[0].payload;
+    for (size_t i = 0; i + 6 <= p.size(); i += 6) {
+      const auto u = [&](size_t k) { return static_cast<uint8_t>(p[i + k]); };
+      entries[static_cast<uint16_t>((u(0) << 8) | u(1))] =
+          (uint32_t{u(2)} << 24) | (uint32_t{u(3)} << 16) | (uint32_t{u(4)} << 8) | u(5);
+    }
+    ASSERT_TRUE(entries.contains(0x2)) << (role == Role::server ? "server" : "client");
+    EXPECT_EQ(entries[0x2], 0u);
+  }
+  connect();  // and each side accepts the other's
+  for (H2Session* s : {client_.get(), server_.get()}) EXPECT_FALSE(s->should_close());
+}
+
 }  // namespace
 }  // namespace inkwire::proto
