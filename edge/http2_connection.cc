@@ -446,8 +446,9 @@ asio::awaitable<void> Http2Connection::respond_error(Stream& s, const EdgeError&
   if (!head_only && !page.body.empty()) {
     if (co_await send_body(s, page.body)) (void)h2_->end_stream(s.id);
   }
-  // A request body we will not read is refused, so the client stops sending it.
-  if (!s.request_ended) (void)h2_->reset_stream(s.id, proto::kH2NoError);
+  // A request body we will not read is refused, so the client stops sending it; but only after the
+  // answer has gone out (a reset submitted now would make nghttp2 drop the answer).
+  if (!s.request_ended) (void)h2_->reset_after_response(s.id);
   wake_writer();
 }
 
@@ -586,7 +587,7 @@ asio::awaitable<void> Http2Connection::run_websocket(Stream& s, relay::ResponseH
   exchange.to_agent().on_consumed = nullptr;
   if (!s.closed && !closed_) {
     (void)h2_->end_stream(s.id);
-    if (!s.request_ended) (void)h2_->reset_stream(s.id, proto::kH2NoError);
+    if (!s.request_ended) (void)h2_->reset_after_response(s.id);  // after the last frames, not instead
   }
   if (s.ws_owed_credit > 0 && !closed_) (void)h2_->consume(s.id, s.ws_owed_credit);
   series.websockets_open->Decrement();

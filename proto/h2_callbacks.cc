@@ -188,6 +188,9 @@ int H2Callbacks::on_frame_send(nghttp2_session*, const nghttp2_frame* frame, voi
   ++s.stats_.frames_out;
   if (frame->hd.type == NGHTTP2_RST_STREAM) {
     ++s.stats_.resets_sent;
+  } else if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+             (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
+    s.on_end_sent(frame->hd.stream_id);
   } else if (frame->hd.type == NGHTTP2_GOAWAY) {
     ++s.stats_.goaways_sent;
     // A GOAWAY we did not ask for comes from nghttp2's defences: ENHANCE_YOUR_CALM for too many

@@ -197,6 +197,15 @@ std::optional<H2Event> H2Session::next_event() {
 Expected<size_t, H2Error> H2Session::produce(std::string& out, size_t max_bytes) {
   size_t written = 0;
   if (write_closed_) return written;
+  // Resets due since the last call go behind everything that call serialized (see
+  // reset_after_response), so they never share a write with the response they follow; while a
+  // tail of that output is still carried over, they wait one more call.
+  if (carry_.empty() && !resets_due_.empty()) {
+    if (!failed_) {
+      for (const int32_t id : resets_due_) reset_if_peer_sending(id);
+    }
+    resets_due_.clear();
+  }
   if (carry_off_ < carry_.size()) {
     const size_t n = std::min(carry_.size() - carry_off_, max_bytes);
     out.append(carry_, carry_off_, n);
@@ -234,7 +243,8 @@ bool H2Session::want_read() const { return !failed_ && nghttp2_session_want_read
 
 bool H2Session::want_write() const {
   if (write_closed_) return false;
-  return carry_off_ < carry_.size() || nghttp2_session_want_write(session_) != 0;
+  return carry_off_ < carry_.size() || !resets_due_.empty() ||
+         nghttp2_session_want_write(session_) != 0;
 }
 
 bool H2Session::should_close() const { return !want_read() && !want_write(); }
@@ -409,6 +419,26 @@ Expected<Unit, H2Error> H2Session::reset_stream(int32_t stream_id, uint32_t erro
   return Unit{};
 }
 
+Expected<Unit, H2Error> H2Session::reset_after_response(int32_t stream_id) {
+  if (role_ != Role::server) {
+    return unexpected(
+        error(H2ErrorKind::invalid_argument, "reset_after_response needs the server role"));
+  }
+  if (auto ok = check_session_open(); !ok) return ok;
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return unexpected(error(H2ErrorKind::unknown_stream, "no such stream"));
+  Stream& st = it->second;
+  if (!st.headers_submitted || !st.end_requested) {
+    return unexpected(error(H2ErrorKind::stream_state, "the response has not been ended"));
+  }
+  if (st.end_sent) {
+    resets_due_.push_back(stream_id);  // the response is already out
+  } else {
+    st.reset_when_ended = true;  // on_end_sent makes it due once the response is out
+  }
+  return Unit{};
+}
+
 Expected<Unit, H2Error> H2Session::goaway(uint32_t error_code, std::string_view debug_data,
                                           std::optional<int32_t> last_stream_id) {
   if (auto ok = check_session_open(); !ok) return ok;
@@ -478,6 +508,22 @@ void H2Session::close_stream(int32_t stream_id, uint32_t error_code) {
     return;
   }
   push_event(H2StreamClosed{stream_id, error_code, st.reset_by_peer});
+}
+
+// Called from the frame-sent callback once the frame carrying our END_STREAM is serialized: a
+// RST_STREAM submitted after this cannot drop any part of the response. It is submitted by the
+// next produce(), not here, so that it travels in a later write than the response.
+void H2Session::on_end_sent(int32_t stream_id) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return;
+  it->second.end_sent = true;
+  if (it->second.reset_when_ended) resets_due_.push_back(stream_id);
+}
+
+void H2Session::reset_if_peer_sending(int32_t stream_id) {
+  // Once the peer has ended too, nghttp2 closes the stream cleanly by itself.
+  if (nghttp2_session_get_stream_remote_close(session_, stream_id) != 0) return;
+  (void)nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_NO_ERROR);
 }
 
 void H2Session::withdraw_events(int32_t stream_id, uint64_t from_seq) {

@@ -211,6 +211,15 @@ class H2Session {
   // END_STREAM after everything buffered. Idempotent.
   Expected<Unit, H2Error> end_stream(int32_t stream_id);
   Expected<Unit, H2Error> reset_stream(int32_t stream_id, uint32_t error_code);
+  // Server role, after the response was ended (submit_response with end_stream, or end_stream):
+  // the peer may still be sending a request body we will not read. RST_STREAM(NO_ERROR) follows
+  // the response if the peer's side is still open then (RFC 9113 §8.1). Calling reset_stream
+  // instead would lose the response: nghttp2 drops a stream's queued HEADERS and DATA once a
+  // RST_STREAM for it is submitted. The reset is serialized by the produce() after the one that
+  // serialized our END_STREAM, so a caller that writes each produce() on its own sends it in a
+  // later write: curl 7.88 (Debian 12) fails an upload (exit 92, no status) when the complete
+  // response and the reset reach it in one read, and takes the response when they do not.
+  Expected<Unit, H2Error> reset_after_response(int32_t stream_id);
   // Graceful: no new peer streams; active ones may finish. last_stream_id defaults to the last
   // peer stream nghttp2 processed.
   Expected<Unit, H2Error> goaway(uint32_t error_code, std::string_view debug_data = {},
@@ -242,6 +251,8 @@ class H2Session {
     bool provider = false;           // HEADERS went out with a data provider attached
     bool headers_submitted = false;  // server: response submitted; client: always
     bool local_ended = false;        // END_STREAM handed to nghttp2
+    bool end_sent = false;           // the frame carrying our END_STREAM was serialized
+    bool reset_when_ended = false;   // reset_after_response was asked before end_sent
     bool blocked = false;            // write_data refused bytes since the last H2StreamWritable
     bool reset_by_peer = false;
     bool announced = false;       // the owner knows this stream (events may mention it)
@@ -266,6 +277,8 @@ class H2Session {
   Expected<Unit, H2Error> check_fields(std::span<const H2Header> headers, size_t pseudo_count,
                                        size_t pseudo_size) const;
   void close_stream(int32_t stream_id, uint32_t error_code);
+  void on_end_sent(int32_t stream_id);
+  void reset_if_peer_sending(int32_t stream_id);
   void push_data_end(int32_t stream_id);
   void push_event(H2Event ev) { events_.emplace_back(std::move(ev)); }
   H2Data* open_data_tail(int32_t stream_id);
@@ -280,6 +293,7 @@ class H2Session {
   size_t dropped_unconsumed_ = 0;              // bytes of withdrawn Data not yet credited
   std::unordered_map<int32_t, Stream> streams_;
   PendingHeaders pending_;
+  std::vector<int32_t> resets_due_;  // reset_after_response: END_STREAM out, reset in next produce
   std::string carry_;  // the part of a mem_send chunk that did not fit the last produce()
   size_t carry_off_ = 0;
   bool failed_ = false;        // fatal error: read nothing more

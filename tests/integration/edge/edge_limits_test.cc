@@ -111,5 +111,35 @@ TEST_F(EdgeLimitsTest, CertificateFilesAreReloadedWhenTheyChange) {
   }
 }
 
+// An HTTP/2 upload over edge.max_request_body_bytes is answered 413 while the client is still
+// sending. The answer must reach the client whole before the stream is reset (RST_STREAM with
+// NO_ERROR, RFC 9113 §8.1): a reset submitted with the response made nghttp2 drop the response,
+// and curl saw a bare reset (status 000, exit 92) instead of the 413 page. curl 7.88 also fails
+// (exit 92) when the response and the reset arrive in one read, so the reset goes in a later write.
+class EdgeBodyCapTest : public EdgeTest {
+  void adjust(Config& c) override { c.edge.max_request_body_bytes = 64 * 1024; }
+
+ protected:
+  // 1 MiB from /dev/zero, more than the cap and than the 256 KiB stream window, so the client is
+  // mid-upload when the answer comes. Prints "<status> exit=<curl's exit code>".
+  std::string upload(const std::string& curl_options) const {
+    const std::string command = curl("web", "/upload", "--http2 -o /dev/null -w '%{http_code}' " + curl_options);
+    return "head -c 1048576 /dev/zero | " + command + "; echo \" exit=$?\"";
+  }
+};
+
+TEST_F(EdgeBodyCapTest, Http2UploadOverTheAnnouncedCapGets413) {
+  // --data-binary @- reads stdin first and announces content-length: refused before dispatch.
+  const auto result = run_command(upload("--data-binary @-"));
+  EXPECT_THAT(result.output, ::testing::HasSubstr("413 exit=0"));
+}
+
+TEST_F(EdgeBodyCapTest, Http2StreamedUploadOverTheCapGets413) {
+  // -T - streams stdin with no content-length: the cap is crossed mid-body, after dispatch.
+  auto session = relay().connect_and_park(web(), 1);
+  const auto result = run_command(upload("-X POST -T -"));
+  EXPECT_THAT(result.output, ::testing::HasSubstr("413 exit=0"));
+}
+
 }  // namespace
 }  // namespace inkwire::testing

@@ -845,5 +845,200 @@ TEST_F(H2SessionTest, BothRolesAdvertiseEnablePushZero) {
   for (H2Session* s : {client_.get(), server_.get()}) EXPECT_FALSE(s->should_close());
 }
 
+// The frames a serialized chunk carries for one stream, as "TYPE" or "TYPE+END" (RST_STREAM with
+// its code), so order checks read plainly.
+std::vector<std::string> frames_of_stream(std::string_view wire, int32_t stream_id) {
+  std::vector<std::string> out;
+  for (const Frame& f : parse_frames(wire)) {
+    if (f.stream_id != static_cast<uint32_t>(stream_id)) continue;
+    const bool end = (f.flags & 0x1) != 0;
+    if (f.type == 0x0) out.push_back(end ? "DATA+END" : "DATA");
+    if (f.type == 0x1) out.push_back(end ? "HEADERS+END" : "HEADERS");
+    if (f.type == 0x3) {
+      const auto code = static_cast<uint8_t>(f.payload[3]);  // codes used here fit one byte
+      out.push_back("RST_STREAM(" + std::to_string(code) + ")");
+    }
+  }
+  return out;
+}
+
+// What reset_after_response exists for: nghttp2 drops a stream's queued response once a
+// RST_STREAM for it is submitted, so a reset right after the response loses the response.
+TEST_F(H2SessionTest, ResetRightAfterSubmittingLosesTheResponse) {
+  connect();
+  auto id = client_->submit_request("POST", "https", "t.example", "/upload", {}, false);
+  ASSERT_TRUE(id.has_value());
+  ASSERT_EQ(*client_->write_data(*id, "part of a body"), 14u);
+  pump(*client_, *server_);
+  drain(*server_);
+  ASSERT_TRUE(server_->submit_response(*id, 413, H2Headers{{"content-length", "4"}}, false));
+  ASSERT_EQ(*server_->write_data(*id, "big!"), 4u);
+  ASSERT_TRUE(server_->end_stream(*id));
+  ASSERT_TRUE(server_->reset_stream(*id, kH2NoError));
+  std::string wire;
+  ASSERT_TRUE(server_->produce(wire).has_value());
+  EXPECT_EQ(frames_of_stream(wire, *id), (std::vector<std::string>{"RST_STREAM(0)"}));
+}
+
+TEST_F(H2SessionTest, ResetAfterResponseFollowsTheWholeResponse) {
+  connect();
+  auto id = client_->submit_request("POST", "https", "t.example", "/upload", {}, false);
+  ASSERT_TRUE(id.has_value());
+  ASSERT_EQ(*client_->write_data(*id, "part of a body"), 14u);
+  pump(*client_, *server_);
+  auto request_data = only<H2Data>(drain(*server_));
+  ASSERT_EQ(request_data.size(), 1u);
+  ASSERT_TRUE(server_->consume(*id, request_data[0].bytes.size()));
+
+  ASSERT_TRUE(server_->submit_response(*id, 413, H2Headers{{"content-length", "4"}}, false));
+  ASSERT_EQ(*server_->write_data(*id, "big!"), 4u);
+  ASSERT_TRUE(server_->end_stream(*id));
+  ASSERT_TRUE(server_->reset_after_response(*id));
+  // The reset comes in the next produce(), so it never shares a write with the response.
+  std::string wire;
+  ASSERT_TRUE(server_->produce(wire).has_value());
+  EXPECT_EQ(frames_of_stream(wire, *id), (std::vector<std::string>{"HEADERS", "DATA+END"}));
+  EXPECT_TRUE(server_->want_write());
+  std::string next;
+  ASSERT_TRUE(server_->produce(next).has_value());
+  EXPECT_EQ(frames_of_stream(next, *id), (std::vector<std::string>{"RST_STREAM(0)"}));
+  wire += next;
+
+  ASSERT_TRUE(client_->receive(bytes_of(wire)).has_value());
+  auto events = stream_events(drain(*client_));
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(std::get<H2ResponseHeaders>(events[0]).status, 413);
+  const auto& data = std::get<H2Data>(events[1]);
+  EXPECT_EQ(std::string(data.bytes.begin(), data.bytes.end()), "big!");
+  EXPECT_TRUE(data.end_stream);
+  ASSERT_TRUE(client_->consume(*id, data.bytes.size()));
+  const auto& closed = std::get<H2StreamClosed>(events[2]);
+  EXPECT_EQ(closed.error_code, kH2NoError);
+  EXPECT_TRUE(closed.reset_by_peer);
+  pump(*client_, *server_);
+  auto server_closed = only<H2StreamClosed>(drain(*server_));
+  ASSERT_EQ(server_closed.size(), 1u);
+  EXPECT_EQ(server_closed[0].error_code, kH2NoError);
+  EXPECT_EQ(server_->stats().resets_sent, 1u);
+  expect_all_closed();
+}
+
+// produce() may stop inside the frame carrying END_STREAM; the reset waits for that tail to go.
+TEST_F(H2SessionTest, ResetAfterResponseWaitsForACarriedTail) {
+  connect();
+  auto id = client_->submit_request("POST", "https", "t.example", "/upload", {}, false);
+  ASSERT_TRUE(id.has_value());
+  pump(*client_, *server_);
+  drain(*server_);
+  ASSERT_TRUE(server_->submit_response(*id, 413, {}, false));
+  ASSERT_EQ(*server_->write_data(*id, std::string(100, 'x')), 100u);
+  ASSERT_TRUE(server_->end_stream(*id));
+  ASSERT_TRUE(server_->reset_after_response(*id));
+  std::vector<std::string> writes;
+  while (server_->want_write()) {
+    std::string out;
+    ASSERT_TRUE(server_->produce(out, 64).has_value());
+    if (out.empty()) break;
+    writes.push_back(std::move(out));
+  }
+  ASSERT_GE(writes.size(), 3u);
+  // The last write is the reset alone; everything before it is the response.
+  EXPECT_EQ(frames_of_stream(writes.back(), *id), (std::vector<std::string>{"RST_STREAM(0)"}));
+  EXPECT_EQ(writes.back().size(), 9u + 4u);
+  std::string response;
+  for (size_t i = 0; i + 1 < writes.size(); ++i) response += writes[i];
+  EXPECT_EQ(frames_of_stream(response, *id), (std::vector<std::string>{"HEADERS", "DATA+END"}));
+}
+
+TEST_F(H2SessionTest, ResetAfterResponseWithHeadersOnlyAndAfterTheFact) {
+  connect();
+  // A response without a body: HEADERS carries END_STREAM, the reset follows it.
+  auto first = client_->submit_request("POST", "https", "t.example", "/a", {}, false);
+  ASSERT_TRUE(first.has_value());
+  pump(*client_, *server_);
+  drain(*server_);
+  ASSERT_TRUE(server_->submit_response(*first, 431, {}, true));
+  ASSERT_TRUE(server_->reset_after_response(*first));
+  std::string wire;
+  ASSERT_TRUE(server_->produce(wire).has_value());
+  EXPECT_EQ(frames_of_stream(wire, *first), (std::vector<std::string>{"HEADERS+END"}));
+  ASSERT_TRUE(client_->receive(bytes_of(wire)).has_value());
+  wire.clear();
+  ASSERT_TRUE(server_->produce(wire).has_value());
+  EXPECT_EQ(frames_of_stream(wire, *first), (std::vector<std::string>{"RST_STREAM(0)"}));
+  ASSERT_TRUE(client_->receive(bytes_of(wire)).has_value());
+
+  // Asked for once the response is already out: the next produce() carries the reset.
+  auto second = client_->submit_request("POST", "https", "t.example", "/b", {}, false);
+  ASSERT_TRUE(second.has_value());
+  pump(*client_, *server_);
+  drain(*server_);
+  ASSERT_TRUE(server_->submit_response(*second, 400, {}, true));
+  wire.clear();
+  ASSERT_TRUE(server_->produce(wire).has_value());
+  EXPECT_EQ(frames_of_stream(wire, *second), (std::vector<std::string>{"HEADERS+END"}));
+  ASSERT_TRUE(client_->receive(bytes_of(wire)).has_value());
+  ASSERT_TRUE(server_->reset_after_response(*second));
+  wire.clear();
+  ASSERT_TRUE(server_->produce(wire).has_value());
+  EXPECT_EQ(frames_of_stream(wire, *second), (std::vector<std::string>{"RST_STREAM(0)"}));
+  ASSERT_TRUE(client_->receive(bytes_of(wire)).has_value());
+
+  auto closed = only<H2StreamClosed>(drain(*client_));
+  ASSERT_EQ(closed.size(), 2u);
+  for (const auto& c : closed) EXPECT_EQ(c.error_code, kH2NoError);
+  pump(*client_, *server_);
+  drain(*server_);
+  expect_all_closed();
+}
+
+TEST_F(H2SessionTest, ResetAfterResponseIsSkippedWhenThePeerEndsAndRefusedBeforeTheEnd) {
+  connect();
+  // The request was complete: nothing to stop, the stream closes cleanly without a reset.
+  auto done = client_->submit_request("GET", "https", "t.example", "/", {}, true);
+  ASSERT_TRUE(done.has_value());
+  pump(*client_, *server_);
+  drain(*server_);
+  ASSERT_TRUE(server_->submit_response(*done, 200, {}, true));
+  ASSERT_TRUE(server_->reset_after_response(*done));
+  pump(*client_, *server_);
+  EXPECT_EQ(server_->stats().resets_sent, 0u);
+  auto closed = only<H2StreamClosed>(drain(*client_));
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_EQ(closed[0].error_code, kH2NoError);
+
+  // The peer ends its request after our END_STREAM went out, before the reset did: none is sent.
+  auto racing = client_->submit_request("POST", "https", "t.example", "/", {}, false);
+  ASSERT_TRUE(racing.has_value());
+  pump(*client_, *server_);
+  drain(*server_);
+  ASSERT_TRUE(server_->submit_response(*racing, 200, {}, true));
+  ASSERT_TRUE(server_->reset_after_response(*racing));
+  std::string wire;
+  ASSERT_TRUE(server_->produce(wire).has_value());
+  ASSERT_TRUE(client_->receive(bytes_of(wire)).has_value());
+  ASSERT_TRUE(client_->end_stream(*racing));
+  wire.clear();
+  ASSERT_TRUE(client_->produce(wire).has_value());
+  ASSERT_TRUE(server_->receive(bytes_of(wire)).has_value());
+  pump(*client_, *server_);
+  EXPECT_EQ(server_->stats().resets_sent, 0u);
+  closed = only<H2StreamClosed>(drain(*client_));
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_EQ(closed[0].error_code, kH2NoError);
+  EXPECT_FALSE(closed[0].reset_by_peer);
+
+  // A response that has not been ended cannot be followed by anything yet; wrong role refused.
+  auto open = client_->submit_request("POST", "https", "t.example", "/", {}, false);
+  ASSERT_TRUE(open.has_value());
+  pump(*client_, *server_);
+  drain(*server_);
+  EXPECT_EQ(server_->reset_after_response(*open).error().kind, H2ErrorKind::stream_state);
+  ASSERT_TRUE(server_->submit_response(*open, 200, {}, false));
+  EXPECT_EQ(server_->reset_after_response(*open).error().kind, H2ErrorKind::stream_state);
+  EXPECT_EQ(client_->reset_after_response(*open).error().kind, H2ErrorKind::invalid_argument);
+  EXPECT_EQ(server_->reset_after_response(99).error().kind, H2ErrorKind::unknown_stream);
+}
+
 }  // namespace
 }  // namespace inkwire::proto
