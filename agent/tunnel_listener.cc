@@ -17,6 +17,7 @@
 #include <optional>
 #include <vector>
 
+#include "agent/certificate_renewer.h"
 #include "agent/connect_sequence.h"
 #include "agent/control_client.h"
 #include "agent/tunnel_runtime.h"
@@ -73,6 +74,7 @@ struct TunnelListener::Impl {
   std::optional<asio::any_io_executor> executor;  // where the runtime runs, once started
   std::unique_ptr<agent::TunnelRuntime> runtime;
   std::optional<asio::steady_timer> served;  // serve_forever() has returned (for aclose)
+  agent::ControlClientOptions client_options;  // for the passthrough certificate's renewals
   bool finished = false;
 
   Expected<Unit, AgentError> start_runtime(asio::any_io_executor on);
@@ -126,6 +128,7 @@ Expected<std::unique_ptr<TunnelListener>, AgentError> TunnelListener::connect(Co
   }
   auto client = agent::ControlClient::create(client_options);
   if (!client) return unexpected(AgentError{AgentError::Kind::invalid_argument, client.error().message()});
+  impl->client_options = client_options;
 
   agent::ConnectRequest request;
   request.name = options.name;
@@ -205,6 +208,13 @@ Expected<Unit, AgentError> TunnelListener::Impl::start_runtime(asio::any_io_exec
   runtime = std::make_unique<agent::TunnelRuntime>(on, settings, std::move(*tls), std::move(forwarder), logger,
                                                    std::move(passthrough), options.handler ? &options.handler : nullptr,
                                                    options.ws_handler ? &options.ws_handler : nullptr);
+  if (options.tls_mode == TunnelTlsMode::passthrough) {
+    auto renew_client = agent::ControlClient::create(client_options);
+    if (!renew_client) return unexpected(AgentError{AgentError::Kind::invalid_argument, renew_client.error().message()});
+    runtime->set_certificate_renewer(std::make_unique<agent::CertificateRenewer>(
+        on, std::move(*renew_client), resolved.cert_chain_file.parent_path(), resolved.tunnel.id, resolved.public_host,
+        options.certificate_check_interval, logger));
+  }
   if (options.on_status) {
     runtime->on_status = [cb = options.on_status](const agent::RuntimeStatusEvent& event) {
       cb(StatusChange{static_cast<TunnelStatus>(event.status), event.detail, event.retry_in_seconds});

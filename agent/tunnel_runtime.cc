@@ -1,8 +1,11 @@
 #include "agent/tunnel_runtime.h"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "agent/certificate_renewer.h"
 #include "proto/backoff.h"
 
 namespace inkwire::agent {
@@ -28,6 +31,14 @@ TunnelRuntime::TunnelRuntime(asio::any_io_executor executor, SessionSettings set
 
 TunnelRuntime::~TunnelRuntime() = default;
 
+void TunnelRuntime::set_certificate_renewer(std::unique_ptr<CertificateRenewer> renewer) {
+  renewer_ = std::move(renewer);
+  renewer_->on_renewed = [this](SslCtxPtr context) {
+    // SSL objects hold their own reference: live third-party connections keep the old context.
+    if (passthrough_) passthrough_->tls = std::move(context);
+  };
+}
+
 void TunnelRuntime::status(RuntimeStatus status, std::string detail, double retry) {
   if (on_status) on_status(RuntimeStatusEvent{status, std::move(detail), retry});
 }
@@ -42,6 +53,14 @@ void TunnelRuntime::close() {
 }
 
 asio::awaitable<RuntimeResult> TunnelRuntime::run() {
+  if (renewer_) asio::co_spawn(executor_, renewer_->run(), asio::detached);
+  // Whatever way run() ends, the renewer's loop ends with it (or the executor would never idle).
+  struct StopRenewer {
+    CertificateRenewer* renewer;
+    ~StopRenewer() {
+      if (renewer) renewer->stop();
+    }
+  } stop_renewer{renewer_.get()};
   proto::ReconnectBackoff backoff;
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   while (!closing_) {

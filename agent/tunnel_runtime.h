@@ -45,6 +45,8 @@ class TunnelRuntime {
   boost::asio::awaitable<RuntimeResult> run();
   // Graceful: the current session drains (in-flight requests finish) and run() returns `closed`.
   void close();
+  // Passthrough: keeps the certificate fresh while running and swaps it in for new connections.
+  void set_certificate_renewer(std::unique_ptr<class CertificateRenewer> renewer);
   std::function<void(const RuntimeStatusEvent&)> on_status;
   std::function<void(const RequestRecord&)> on_request;
 
@@ -57,6 +59,7 @@ class TunnelRuntime {
   std::unique_ptr<HttpForwarder> forwarder_;
   std::unique_ptr<PassthroughService> passthrough_;
   Dispatch dispatch_;
+  std::unique_ptr<class CertificateRenewer> renewer_;
   Logger logger_;
   boost::asio::steady_timer sleep_;
   std::shared_ptr<DataPlaneSession> session_;

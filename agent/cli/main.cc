@@ -95,6 +95,10 @@ int main(int argc, char** argv) {
                       "largest request body taken from the relay (default 32 MiB, as the SDKs)");
   connect->add_option("--max-response-bytes", options.max_outbound_body_bytes,
                       "largest response body posted back (default 32 MiB; bodies stream, so more costs no memory)");
+  long cert_check_seconds = 12 * 3600;
+  connect->add_option("--cert-check-seconds", cert_check_seconds,
+                      "passthrough: how often the running agent checks its certificate (default 12 h)")
+      ->check(CLI::Range(1L, 30L * 24 * 3600));
   connect->add_flag("--quiet", quiet, "no per-request lines");
   connect->callback([&] {
     options.tls_mode = tls_mode == "passthrough" ? inkwire::TunnelTlsMode::passthrough : inkwire::TunnelTlsMode::edge;
@@ -102,6 +106,7 @@ int main(int argc, char** argv) {
         pending == "error" ? inkwire::PendingRemovalPolicy::error : inkwire::PendingRemovalPolicy::auto_restore;
     if (!secret.empty()) options.secret = secret;
     options.forward_to_verify_tls = !no_verify;
+    options.certificate_check_interval = std::chrono::seconds(cert_check_seconds);
     options.signals = inkwire::SignalPolicy::on;
     options.on_status = [](const inkwire::StatusChange& change) {
       switch (change.status) {

@@ -165,6 +165,8 @@ listen = "127.0.0.1:$api_port"
 listen = "127.0.0.1:$metrics_port"
 [ca]
 dir = "$work/ca"
+# 10 days: inside the agents' 14-day renewal window from the start, so case 12 sees a renewal.
+leaf_days = 10
 [tls]
 cert_file = "$work/server.pem"
 key_file = "$work/server.key"
@@ -663,6 +665,28 @@ case_12() { # passthrough: the agent terminates TLS with its own leaf and serves
   wait_until 3 grep -Eq "^[0-9:]+ +TLS +$n\.$zone " "$work/agent-$n.out" ||
     fail "no 'TLS $n.$zone' line on the agent's stdout: $(tail -n 3 "$work/agent-$n.out")"
   log "   (leaf $seen; $(grep -c 'TLS' "$work/agent-$n.out") TLS connections logged)"
+  # Renewal while running: the leaf (10 days, ca.leaf_days) is always within 14 days of expiry, so
+  # an agent that checks every 2 s re-signs, and new connections get the new leaf.
+  stop_pid "$(pid_of agent-$n)" 5
+  start_named_agent "$n" "http://127.0.0.1:$op" --tls-mode passthrough --cert-check-seconds 2
+  local first renewed=''
+  first=$(openssl x509 -in "$work/state/$n/cert_chain.pem" -outform DER | sha256sum | cut -d' ' -f1)
+  local deadline=$((SECONDS + 10))
+  while ((SECONDS < deadline)); do
+    renewed=$(openssl x509 -in "$work/state/$n/cert_chain.pem" -outform DER 2>/dev/null | sha256sum | cut -d' ' -f1)
+    [[ $renewed == "$first" ]] || break
+    sleep 0.3
+  done
+  [[ $renewed != "$first" ]] || fail "cert_chain.pem was not renewed within 10 s (--cert-check-seconds 2)"
+  sleep 0.5
+  timeout 10 openssl s_client -connect "127.0.0.1:$hp" -servername "$n.$zone" -CAfile "$ca" -verify_return_error \
+    </dev/null >"$f.sclient2" 2>&1 || fail "openssl s_client after the renewal failed: $(tail -n 5 "$f.sclient2")"
+  seen=$(openssl x509 -in "$f.sclient2" -outform DER 2>/dev/null | sha256sum | cut -d' ' -f1)
+  [[ $seen != "$first" ]] || fail "a new connection still gets the old leaf after the renewal"
+  code=$(curl -sS --max-time 20 --cacert "$ca" --resolve "$n.$zone:$hp:127.0.0.1" -o /dev/null -w '%{http_code}' \
+    "https://$n.$zone:$hp/hello.txt") || fail "GET after the renewal failed"
+  [[ $code == 200 ]] || fail "GET after the renewal: $code"
+  stop_pid "$(pid_of agent-$n)" 5
 }
 
 case_13() { # in-process handlers (the library's API): HTTP, streamed echo, deadline cancellation, exceptions, WebSocket
@@ -840,7 +864,7 @@ titles=(
   [9]="WebSocket through the agent to a local ws origin: subprotocol, echo, 1 MiB, close 4001"
   [10]="https:// upstream: untrusted -> 502; with --forward-to-ca-bundle GET and WebSocket work"
   [11]="48 MiB HTTP/1.1 uploads stream through edge and agent (length and chunked), peak RSS of both grows < 16 MiB"
-  [12]="passthrough: the agent's own leaf (fingerprint = the API's), GET over h1 and h2, 1 MiB POST echo"
+  [12]="passthrough: the agent's own leaf (fingerprint = the API's), h1 and h2, 1 MiB POST echo; renewal while running"
   [13]="in-process handlers: request and context, streamed echo, 504 + cancellation at the deadline, 500, WebSocket"
   [14]="signal policy: on closes (exit 0), off leaves the default (143), auto leaves a program's handler alone; async lifecycle"
   [15]="a second agent supersedes the first: exit 6 with a line saying why; traffic goes on"

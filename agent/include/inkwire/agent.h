@@ -69,6 +69,9 @@ struct ConnectOptions {
   std::string api_key;   // else INKWIRE_API_KEY
   std::string ca_file;   // else INKWIRE_CA_FILE: a private installation's CA
   SignalPolicy signals = SignalPolicy::automatic;
+  // Passthrough: how often a running agent checks its certificate (re-signed when fewer than 14
+  // days are left; connect() always checks).
+  std::chrono::seconds certificate_check_interval{12 * 3600};
   std::optional<bool> print_secret;  // the one-time secret banner (default: when stderr is a TTY)
   std::function<void(const StatusChange&)> on_status;
   std::function<void(const RequestLogLine&)> on_request;
