@@ -1,5 +1,6 @@
-# The passthrough plaintext service (PROTOCOL.md §6.5) and the upstream request builder it shares
-# with the data-plane session. Included from agent/CMakeLists.txt after inkwire_agent is defined
+# The passthrough plaintext service (PROTOCOL.md §6.5), the upstream request builder it shares with
+# the data-plane session, the WebSocket upstream handshake it shares with websocket_forwarder.cc,
+# and its byte splice. Included from agent/CMakeLists.txt after inkwire_agent is defined
 # (`include(plaintext.cmake)`); the guard makes a second include (tests/) a no-op.
 include_guard(GLOBAL)
 target_sources(inkwire_agent PRIVATE
@@ -11,4 +12,6 @@ target_sources(inkwire_agent PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/plaintext_h1.cc
   ${CMAKE_CURRENT_LIST_DIR}/plaintext_h2.cc
   ${CMAKE_CURRENT_LIST_DIR}/plaintext_server.cc
+  ${CMAKE_CURRENT_LIST_DIR}/upstream_websocket.cc
+  ${CMAKE_CURRENT_LIST_DIR}/byte_splice.cc
 )

@@ -1,45 +1,25 @@
 #include "agent/websocket_forwarder.h"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/parser.hpp>
 
-#include "common/encoding.h"
+#include "agent/upstream_websocket.h"
 #include "agent/ws_bridge_channel.h"
 #include "proto/bridge_message.h"
-#include "proto/forward_target.h"
 #include "proto/path_check.h"
 #include "proto/ws_frame.h"
-#include "proto/ws_handshake.h"
 
 namespace inkwire::agent {
 
 namespace asio = boost::asio;
-namespace http = boost::beast::http;
 using SteadyClock = std::chrono::steady_clock;
 using proto::WsOpcode;
 
 namespace {
 
 constexpr std::size_t kReadChunk = 64 * 1024;
-constexpr std::size_t kMaxHandshakeResponse = 16 * 1024;
-
-bool is_hop_or_handshake(std::string_view name) {
-  static constexpr std::string_view kSkip[] = {
-      "host", "connection", "upgrade", "keep-alive", "te", "trailer", "transfer-encoding", "proxy-authenticate",
-      "proxy-authorization", "proxy-connection", "http2-settings", "expect", "content-length",
-      "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-accept",
-      "sec-websocket-protocol", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded"};
-  for (auto skip : kSkip) {
-    if (name == skip) return true;
-  }
-  return false;
-}
 
 // Writes from two pumps onto one upstream connection, one whole frame at a time.
 class OrderedWriter {
@@ -214,111 +194,6 @@ asio::awaitable<void> pump_bridge(Bridge& b, RandomSource& random) {
   co_await close_upstream(b, random, code, reason);
 }
 
-struct Handshake {
-  std::unique_ptr<UpstreamSocket> upstream;
-  std::vector<proto::HeaderField> accept_headers;  // for the accepting post
-  std::string leftover;
-  int refusal_status = 0;  // non-zero: refuse with this
-  std::string refusal_reason;
-};
-
-asio::awaitable<Handshake> upstream_handshake(DataPlaneSession& session, UpstreamDialer& dialer, RandomSource& random,
-                                              Envelope& envelope, SteadyClock::time_point deadline) {
-  Handshake result;
-  auto dialed = co_await dialer.dial(deadline);
-  if (!dialed) {
-    session.logger()->info("agent: websocket {}: {}", envelope.path, dialed.error());
-    result.refusal_status = dialed.error().find("timed out") != std::string::npos ? 504 : 502;
-    result.refusal_reason = "upstream-unreachable";
-    co_return result;
-  }
-  result.upstream = std::move(*dialed);
-  result.upstream->expires_at(deadline);
-  std::array<std::uint8_t, 16> nonce{};
-  random.fill(nonce);
-  const std::string key = base64_encode(nonce);
-  const auto& target = dialer.target();
-  const std::string url = proto::join_forward_url(target, envelope.path);
-  const auto authority_end = url.find('/', url.find("://") + 3);
-  std::string head = "GET " + (authority_end == std::string::npos ? std::string("/") : url.substr(authority_end)) +
-                     " HTTP/1.1\r\nHost: " + proto::host_header(target) +
-                     "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " +
-                     key + "\r\n";
-  std::vector<std::pair<std::string, std::string>> offer;
-  for (const auto& h : envelope.forwarded) {
-    if (h.name == "sec-websocket-protocol") {
-      head += "Sec-WebSocket-Protocol: " + h.value + "\r\n";
-      offer.emplace_back(h.name, h.value);
-    }
-  }
-  head += "X-Forwarded-Host: " + session.settings().public_host + "\r\nX-Forwarded-Proto: https\r\n";
-  if (!envelope.forwarded_for.empty()) head += "X-Forwarded-For: " + envelope.forwarded_for + "\r\n";
-  for (const auto& h : envelope.forwarded) {
-    if (!is_hop_or_handshake(h.name)) head += h.name + ": " + h.value + "\r\n";
-  }
-  head += "\r\n";
-  auto ec = co_await result.upstream->stream().write_all(head);
-  http::response_parser<http::empty_body> parser;
-  parser.header_limit(kMaxHandshakeResponse);
-  parser.eager(false);
-  std::string in;
-  std::size_t used_total = 0;
-  while (!ec && !parser.is_header_done()) {
-    const std::size_t old = in.size();
-    if (old >= kMaxHandshakeResponse) {
-      ec = http::error::header_limit;
-      break;
-    }
-    in.resize(old + 4096);
-    auto [rec, n] = co_await result.upstream->stream().read_some(
-        std::span(reinterpret_cast<std::uint8_t*>(in.data()) + old, 4096));
-    in.resize(old + (rec ? 0 : n));
-    if (rec) {
-      ec = rec;
-      break;
-    }
-    boost::beast::error_code pec;
-    used_total += parser.put(asio::buffer(in.data() + used_total, in.size() - used_total), pec);
-    if (pec && pec != http::error::need_more) ec = pec;
-  }
-  if (ec) {
-    session.logger()->info("agent: websocket {}: the upstream handshake failed: {}", envelope.path,
-                           result.upstream->timed_out() ? std::string("timed out") : ec.message());
-    result.refusal_status = result.upstream->timed_out() ? 504 : 502;
-    result.refusal_reason = "ws-handshake-failed";
-    co_return result;
-  }
-  result.upstream->expires_at(SteadyClock::time_point::max());
-  const auto& response = parser.get();
-  const int status = static_cast<int>(response.result_int());
-  if (status != 101) {
-    result.refusal_status = status >= 200 ? status : 502;
-    result.refusal_reason = "ws-upstream-refused";
-    co_return result;
-  }
-  const auto accept = response[http::field::sec_websocket_accept];
-  const auto extensions = response[http::field::sec_websocket_extensions];
-  const auto chosen = response[http::field::sec_websocket_protocol];
-  bool ok = accept == proto::websocket_accept_value(key) && extensions.empty();
-  if (ok && !chosen.empty()) {
-    const auto offered = proto::offered_subprotocols(offer);
-    ok = std::find(offered.begin(), offered.end(), std::string(chosen)) != offered.end();
-  }
-  if (!ok) {
-    result.refusal_status = 502;
-    result.refusal_reason = "ws-handshake-failed";
-    co_return result;
-  }
-  for (const auto& field : response) {
-    std::string name = proto::lowercase_ascii(field.name_string());
-    if (name == "sec-websocket-protocol" || !is_hop_or_handshake(name)) {
-      result.accept_headers.push_back({std::move(name), std::string(field.value())});
-    }
-  }
-  result.leftover = in.substr(used_total);
-  co_return result;
-}
-
 }  // namespace
 
 asio::awaitable<ExchangeOutcome> forward_websocket(DataPlaneSession& session, UpstreamDialer& dialer,
@@ -335,13 +210,21 @@ asio::awaitable<ExchangeOutcome> forward_websocket(DataPlaneSession& session, Up
     outcome.status = 400;
     co_return outcome;
   }
-  Handshake handshake = co_await upstream_handshake(session, dialer, random, envelope, session.response_deadline(envelope));
-  if (handshake.refusal_status) {
-    co_await session.post_simple(envelope, handshake.refusal_status, handshake.refusal_reason, handshake.refusal_reason);
-    outcome.status = handshake.refusal_status;
+  UpstreamWebSocketRequest request;
+  request.path = envelope.path;
+  request.headers = envelope.forwarded;
+  request.public_host = session.settings().public_host;
+  request.forwarded_for = envelope.forwarded_for;
+  auto handshake = co_await upstream_websocket_handshake(dialer, random, request, session.response_deadline(envelope),
+                                                         session.logger());
+  if (!handshake) {
+    const UpstreamWebSocketRefusal& refused = handshake.error();
+    const std::string reason(refused.reason);
+    co_await session.post_simple(envelope, refused.status, reason, reason);
+    outcome.status = refused.status;
     co_return outcome;
   }
-  auto post = session.open_post(envelope, 200, {}, handshake.accept_headers, 0, true);
+  auto post = session.open_post(envelope, 200, {}, handshake->headers, 0, true);
   if (!post) co_return outcome;
   const auto accepted = co_await post->wait_headers(SteadyClock::now() + limits.bridge_wait);
   if (accepted != 200) {
@@ -360,8 +243,8 @@ asio::awaitable<ExchangeOutcome> forward_websocket(DataPlaneSession& session, Up
   }
   outcome.status = 101;
   auto b = std::make_shared<Bridge>(session.executor(), bridge, random, limits.max_message_bytes,
-                                    std::move(handshake.upstream));
-  b->upstream_leftover = std::move(handshake.leftover);
+                                    std::move(handshake->upstream));
+  b->upstream_leftover = std::move(handshake->leftover);
   b->session = session.shared_from_this();
   asio::co_spawn(session.executor(), pump_upstream(b, random, limits), asio::detached);
   co_await pump_bridge(*b, random);
