@@ -5,6 +5,15 @@
 
 namespace inkwire::agent {
 
+namespace {
+
+// An upstream's refusal of a WebSocket is relayed with its body up to this size (HTTP/1.1).
+constexpr std::size_t kMaxWebSocketRefusalBody = 64 * 1024;
+// After one direction of a spliced WebSocket ended, the other has this long to end too.
+constexpr auto kWebSocketLinger = std::chrono::seconds(5);
+
+}  // namespace
+
 std::optional<PlaintextFailure> check_request_target(std::string_view path) {
   if (path.empty() || path.front() != '/' || proto::invalid_path_reason(path)) {
     return PlaintextFailure{400, "invalid-path", "invalid path\n"};
@@ -12,8 +21,31 @@ std::optional<PlaintextFailure> check_request_target(std::string_view path) {
   return std::nullopt;
 }
 
-PlaintextFailure websocket_not_supported() {
-  return PlaintextFailure{501, "ws-not-supported", "WebSocket is not supported yet on a passthrough tunnel\n"};
+PlaintextFailure websocket_refusal(const UpstreamWebSocketRefusal& refusal) {
+  if (refusal.status == 504) return PlaintextFailure{504, refusal.reason, "response deadline exceeded\n"};
+  if (refusal.reason == "upstream-unreachable") return PlaintextFailure{502, refusal.reason, "upstream unreachable\n"};
+  if (refusal.reason == "ws-upstream-refused") {
+    return PlaintextFailure{refusal.status, refusal.reason, "the upstream refused the WebSocket\n"};
+  }
+  return PlaintextFailure{502, refusal.reason, "WebSocket handshake with the upstream failed\n"};
+}
+
+UpstreamWebSocketRequest websocket_request(const ParsedRequest& request, const PlaintextServerSettings& settings) {
+  UpstreamWebSocketRequest upstream;
+  upstream.path = request.path;
+  upstream.headers = request.headers;
+  upstream.public_host = settings.public_host;
+  // §6.5: no client IP in passthrough, so no X-Forwarded-For.
+  upstream.max_refusal_body = kMaxWebSocketRefusalBody;
+  return upstream;
+}
+
+SpliceLimits websocket_splice_limits(const PlaintextServerSettings& settings) {
+  SpliceLimits limits;
+  limits.idle_timeout = settings.websocket_idle_timeout;
+  limits.send_timeout = settings.idle_timeout;
+  limits.linger = kWebSocketLinger;
+  return limits;
 }
 
 boost::asio::awaitable<Expected<std::unique_ptr<UpstreamExchange>, PlaintextFailure>> forward_request(

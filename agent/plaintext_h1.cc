@@ -4,8 +4,11 @@
 #include <boost/beast/http/status.hpp>
 #include <cstdio>
 
+#include "agent/byte_splice.h"
 #include "agent/task_group.h"
+#include "agent/upstream_websocket.h"
 #include "proto/response_post.h"
+#include "proto/ws_handshake.h"
 
 namespace inkwire::agent {
 
@@ -114,6 +117,8 @@ asio::awaitable<PlaintextH1Connection::Outcome> PlaintextH1Connection::serve_one
       case Http1RequestParser::Status::head_complete: {
         in_body = true;
         watchdog_.clear();
+        // An upgrade is served whole here: it has no body, and after a 101 it is not HTTP any more.
+        if (parser_.request().is_websocket) co_return co_await serve_websocket_upgrade();
         const Outcome outcome = co_await on_head();
         if (outcome == Outcome::close) co_return Outcome::close;
         continue;
@@ -136,7 +141,6 @@ asio::awaitable<PlaintextH1Connection::Outcome> PlaintextH1Connection::serve_one
 asio::awaitable<PlaintextH1Connection::Outcome> PlaintextH1Connection::on_head() {
   const ParsedRequest& request = parser_.request();
   head_only_ = request.method == "HEAD";
-  if (request.is_websocket) co_return co_await serve_websocket_upgrade();
   if (auto failure = check_request_target(request.path)) {
     logger_->debug("agent: passthrough refused the path of {} {}", request.method, request.path);
     co_return co_await send_failure(*failure, false);
@@ -150,8 +154,68 @@ asio::awaitable<PlaintextH1Connection::Outcome> PlaintextH1Connection::on_head()
 }
 
 asio::awaitable<PlaintextH1Connection::Outcome> PlaintextH1Connection::serve_websocket_upgrade() {
-  const PlaintextFailure failure = websocket_not_supported();
-  co_return co_await send_failure(failure, false);
+  const ParsedRequest& request = parser_.request();
+  head_only_ = false;
+  if (auto failure = check_request_target(request.path)) {
+    logger_->debug("agent: passthrough refused the path of a WebSocket upgrade {}", request.path);
+    co_return co_await send_failure(*failure, false);
+  }
+  std::string_view key;
+  std::string_view version;
+  for (const auto& field : request.headers) {
+    if (field.name == "sec-websocket-key") key = field.value;
+    if (field.name == "sec-websocket-version") version = field.value;
+  }
+  // RFC 6455 §4.2.1; a GET upgrade carries no body, and one that does is not forwarded.
+  if (request.method != "GET" || parser_.head().has_body() || !proto::is_valid_websocket_key(key) || version != "13") {
+    const PlaintextFailure failure{400, "bad-websocket-handshake", "bad WebSocket handshake\n"};
+    co_return co_await send_failure(failure, false);
+  }
+  const UpstreamWebSocketRequest upstream_request = websocket_request(request, settings_);
+  const auto deadline = std::chrono::steady_clock::now() + settings_.response_deadline;
+  auto handshake =
+      co_await upstream_websocket_handshake(forwarder_.dialer(), random_, upstream_request, deadline, logger_);
+  if (!handshake) co_return co_await relay_websocket_refusal(handshake.error());
+  UpstreamWebSocketAccepted& accepted = *handshake;
+  std::string out;
+  out.reserve(512);
+  append_status_line(out, 101);
+  append_field(out, "upgrade", "websocket");
+  append_field(out, "connection", "Upgrade");
+  append_field(out, "sec-websocket-accept", proto::websocket_accept_value(key));
+  for (const auto& field : accepted.headers) append_field(out, field.name, field.value);
+  out += "\r\n";
+  if (!co_await write(out)) co_return Outcome::close;
+  // Bytes the client sent behind its head are its first frames.
+  const std::string client_first(pending());
+  in_.clear();
+  in_off_ = 0;
+  const SpliceLimits limits = websocket_splice_limits(settings_);
+  const SpliceResult result =
+      co_await splice_bytes(stream_, client_first, accepted.upstream->stream(), accepted.leftover, limits);
+  logger_->debug("agent: passthrough WebSocket {} ended: {} bytes in, {} bytes out{}", request.path, result.a_to_b,
+                 result.b_to_a, result.timed_out ? " (timed out)" : "");
+  closed_ = true;  // the splice closed the stream
+  co_return Outcome::close;
+}
+
+// The upstream's own answer (status, fields, body when it was read whole), or our refusal.
+asio::awaitable<PlaintextH1Connection::Outcome> PlaintextH1Connection::relay_websocket_refusal(
+    const UpstreamWebSocketRefusal& refusal) {
+  const PlaintextFailure failure = websocket_refusal(refusal);
+  const bool keep = parser_.head().persistent;
+  if (refusal.reason != "ws-upstream-refused") co_return co_await send_failure(failure, keep);
+  std::string out;
+  out.reserve(512);
+  append_status_line(out, refusal.status);
+  for (const auto& field : refusal.headers) append_field(out, field.name, field.value);
+  const std::string_view body = refusal.body ? std::string_view(*refusal.body) : std::string_view();
+  if (proto::response_has_body("GET", refusal.status)) append_field(out, "content-length", std::to_string(body.size()));
+  if (!keep) append_field(out, "connection", "close");
+  out += "\r\n";
+  if (proto::response_has_body("GET", refusal.status)) out += body;
+  const bool ok = co_await write(out);
+  co_return ok && keep ? Outcome::keep_alive : Outcome::close;
 }
 
 asio::awaitable<PlaintextH1Connection::Outcome> PlaintextH1Connection::forward() {

@@ -4,6 +4,9 @@
 // forwards each through the HttpForwarder and writes the upstream's answer back with its own
 // framing (Content-Length when known, else chunked; close-delimited for HTTP/1.0 clients).
 // Refusals: 400 (bad request, bad path), 413 (body over the cap), 417, 431, 505, then close.
+// `Upgrade: websocket`: §6.4's handshake with the upstream; on its 101 the client gets its own 101
+// and the connection becomes a byte splice to the upstream until either side ends; any other answer
+// is relayed as the response (502 for an invalid handshake, 504 on the response deadline).
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <memory>
@@ -14,6 +17,7 @@
 #include "agent/http1_request_parser.h"
 #include "agent/plaintext_forwarding.h"
 #include "agent/plaintext_server.h"
+#include "common/random_source.h"
 
 namespace inkwire::agent {
 
@@ -31,9 +35,10 @@ class PlaintextH1Connection {
   boost::asio::awaitable<Outcome> serve_one();
   boost::asio::awaitable<Outcome> on_head();
   boost::asio::awaitable<Outcome> forward();
-  // WebSocket upgrades answer 501 until passthrough WebSocket bridging exists; this is the one
-  // place to replace.
+  // Serves the whole upgrade request (it has no body); keep_alive only after a refusal that left
+  // the connection usable.
   boost::asio::awaitable<Outcome> serve_websocket_upgrade();
+  boost::asio::awaitable<Outcome> relay_websocket_refusal(const UpstreamWebSocketRefusal& refusal);
   boost::asio::awaitable<Outcome> send_response(UpstreamExchange& exchange);
   // A text/plain refusal; keep_alive only when the whole request has been read.
   boost::asio::awaitable<Outcome> send_failure(const PlaintextFailure& failure, bool keep_alive);
@@ -51,6 +56,7 @@ class PlaintextH1Connection {
   std::string in_;  // bytes read and not yet consumed start at in_off_
   std::size_t in_off_ = 0;
   std::unique_ptr<std::uint8_t[]> read_buffer_;
+  SecureRandom random_;  // Sec-WebSocket-Key toward the upstream
   bool closed_ = false;  // the stream failed or timed out: nothing more is read or written
   bool head_only_ = false;  // the current request is HEAD
 };

@@ -5,7 +5,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 
+#include "agent/byte_splice.h"
+#include "agent/upstream_websocket.h"
 #include "proto/h2_field_rules.h"
 #include "proto/response_post.h"
 
@@ -31,7 +34,11 @@ constexpr auto kCloseGrace = std::chrono::seconds(2);
 }  // namespace
 
 struct PlaintextH2Connection::Stream {
-  explicit Stream(asio::any_io_executor executor) : wake(std::move(executor)) {}
+  explicit Stream(asio::any_io_executor executor) : wake(executor), send_wake(std::move(executor)) {}
+  void wake_all() {
+    wake.cancel();
+    send_wake.cancel();
+  }
   std::int32_t id = 0;
   ParsedRequest request;
   std::optional<RequestError> error;  // the header list was refused
@@ -41,7 +48,86 @@ struct PlaintextH2Connection::Stream {
   bool closed = false;                 // the h2 stream is gone (reset, or both ends done)
   std::uint64_t body_bytes = 0;        // DATA received
   std::uint64_t held = 0;              // body bytes counted in buffered_body_bytes_
-  asio::steady_timer wake;
+  // A WebSocket (extended CONNECT): its DATA is kept in tunnel_in, uncredited, bounded by the
+  // stream window, and credited once the splice has written it upstream.
+  bool tunnel = false;
+  std::string tunnel_in;  // unread bytes start at tunnel_in_off
+  std::size_t tunnel_in_off = 0;
+  std::size_t tunnel_taken = 0;  // read by the splice, not yet credited
+  asio::steady_timer wake;       // request progress, closure (and, outside a tunnel, window)
+  asio::steady_timer send_wake;  // a tunnel's room to send (the splice reads and writes at once)
+};
+
+// The tunnel stream's side of the splice. Reads hand out DATA bytes (crediting the previous read's,
+// which the splice has written upstream by then); writes wait for room (H2StreamWritable); the end
+// of sending is END_STREAM; close() resets the stream unless both sides have ended.
+class PlaintextH2Connection::TunnelBytes final : public ByteStream {
+ public:
+  TunnelBytes(PlaintextH2Connection& connection, Stream& stream) : c_(connection), s_(stream) {}
+
+  asio::awaitable<std::pair<boost::system::error_code, std::size_t>> read_some(std::span<std::uint8_t> buffer) override {
+    c_.credit_tunnel(s_);
+    for (;;) {
+      if (s_.tunnel_in_off < s_.tunnel_in.size()) {
+        const std::size_t n = std::min(buffer.size(), s_.tunnel_in.size() - s_.tunnel_in_off);
+        std::memcpy(buffer.data(), s_.tunnel_in.data() + s_.tunnel_in_off, n);
+        s_.tunnel_in_off += n;
+        s_.tunnel_taken += n;
+        if (s_.tunnel_in_off == s_.tunnel_in.size()) {
+          s_.tunnel_in.clear();
+          s_.tunnel_in_off = 0;
+        }
+        co_return std::pair{boost::system::error_code(), n};
+      }
+      if (s_.request_ended) co_return std::pair{boost::system::error_code(asio::error::eof), std::size_t{0}};
+      if (!is_open()) co_return std::pair{boost::system::error_code(asio::error::operation_aborted), std::size_t{0}};
+      // Unbounded here: the splice's idle deadline closes us, which wakes this wait.
+      s_.wake.expires_at(SteadyClock::time_point::max());
+      co_await s_.wake.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+
+  asio::awaitable<boost::system::error_code> write_all(std::string_view bytes) override {
+    while (!bytes.empty()) {
+      if (!is_open() || sending_ended_) co_return asio::error::operation_aborted;
+      auto taken = c_.h2_->write_data(s_.id, bytes);
+      if (!taken) co_return asio::error::broken_pipe;
+      bytes.remove_prefix(*taken);
+      c_.wake_writer();
+      if (bytes.empty()) break;
+      // Bounded by the splice's send deadline, which closes us.
+      s_.send_wake.expires_at(SteadyClock::time_point::max());
+      co_await s_.send_wake.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    co_return boost::system::error_code();
+  }
+
+  void finish_sending() override {
+    if (sending_ended_ || !is_open()) return;
+    sending_ended_ = true;
+    (void)c_.h2_->end_stream(s_.id);  // after the DATA already buffered
+    c_.wake_writer();
+  }
+
+  void close() override {
+    if (aborted_) return;
+    aborted_ = true;
+    // Both sides ended: the stream closes by itself once our END_STREAM is out (a reset now
+    // would drop it). Otherwise the client's side is cut.
+    if (!s_.closed && !c_.closed_ && !(sending_ended_ && s_.request_ended)) {
+      (void)c_.h2_->reset_stream(s_.id, proto::kH2Cancel);
+    }
+    s_.wake_all();
+    c_.wake_writer();
+  }
+
+  bool is_open() const override { return !aborted_ && !s_.closed && !c_.closed_; }
+
+ private:
+  PlaintextH2Connection& c_;
+  Stream& s_;
+  bool sending_ended_ = false;
+  bool aborted_ = false;
 };
 
 PlaintextH2Connection::PlaintextH2Connection(asio::any_io_executor executor, ByteStream& stream,
@@ -68,7 +154,7 @@ void PlaintextH2Connection::go_away(std::uint32_t code) {
 void PlaintextH2Connection::force_close() {
   closed_ = true;
   stream_.close();
-  for (auto& [id, s] : streams_) s->wake.cancel();
+  for (auto& [id, s] : streams_) s->wake_all();
   wake_writer();
 }
 
@@ -196,7 +282,14 @@ void PlaintextH2Connection::handle_events() {
 }
 
 void PlaintextH2Connection::wake_stream(std::int32_t id) {
-  if (auto it = streams_.find(id); it != streams_.end()) it->second->wake.cancel();
+  if (auto it = streams_.find(id); it != streams_.end()) it->second->wake_all();
+}
+
+void PlaintextH2Connection::credit_tunnel(Stream& s) {
+  if (s.tunnel_taken == 0) return;
+  (void)h2_->consume(s.id, s.tunnel_taken);
+  s.tunnel_taken = 0;
+  wake_writer();  // the WINDOW_UPDATE
 }
 
 void PlaintextH2Connection::on_request(proto::H2RequestHeaders&& headers) {
@@ -213,6 +306,7 @@ void PlaintextH2Connection::on_request(proto::H2RequestHeaders&& headers) {
   } else {
     stream->error = parsed.error();
   }
+  stream->tunnel = !stream->error && stream->request.is_websocket;
   // An announced length over the cap is refused before any DATA is taken.
   for (const auto& field : stream->request.headers) {
     if (field.name != "content-length") continue;
@@ -229,9 +323,17 @@ void PlaintextH2Connection::on_request(proto::H2RequestHeaders&& headers) {
 }
 
 void PlaintextH2Connection::on_data(proto::H2Data&& data) {
+  auto it = streams_.find(data.stream_id);
+  if (it != streams_.end() && it->second->tunnel) {
+    // Credited as the splice takes it (credit_tunnel); bounded by the stream window meanwhile.
+    Stream& t = *it->second;
+    t.tunnel_in.append(reinterpret_cast<const char*>(data.bytes.data()), data.bytes.size());
+    if (data.end_stream) t.request_ended = true;
+    t.wake.cancel();
+    return;
+  }
   // Credited at once: what is kept is bounded by the caps below, the rest is dropped.
   (void)h2_->consume(data.stream_id, data.bytes.size());
-  auto it = streams_.find(data.stream_id);
   if (it == streams_.end()) return;
   Stream& s = *it->second;
   if (!s.over_cap && !s.over_budget && !s.error) {
@@ -257,7 +359,7 @@ void PlaintextH2Connection::on_stream_closed(const proto::H2StreamClosed& closed
   auto it = streams_.find(closed.stream_id);
   if (it == streams_.end()) return;
   it->second->closed = true;
-  it->second->wake.cancel();
+  it->second->wake_all();
 }
 
 asio::awaitable<bool> PlaintextH2Connection::stream_wait(Stream& s) {
@@ -280,6 +382,11 @@ asio::awaitable<void> PlaintextH2Connection::serve_stream(std::int32_t id) {
   Stream& s = *it->second;
   co_await serve_request(s);
   buffered_body_bytes_ -= s.held;
+  if (s.tunnel) {
+    // Tunnel bytes never taken (or taken and not yet credited) reopen the connection window.
+    s.tunnel_taken += s.tunnel_in.size() - s.tunnel_in_off;
+    credit_tunnel(s);
+  }
   streams_.erase(id);
   update_idle();
   wake_writer();
@@ -332,8 +439,44 @@ asio::awaitable<void> PlaintextH2Connection::serve_request(Stream& s) {
 }
 
 asio::awaitable<void> PlaintextH2Connection::serve_websocket_connect(Stream& s) {
-  const PlaintextFailure failure = websocket_not_supported();
-  co_await respond_failure(s, failure);
+  if (auto failure = check_request_target(s.request.path)) {
+    co_await respond_failure(s, *failure);
+    co_return;
+  }
+  const UpstreamWebSocketRequest upstream_request = websocket_request(s.request, settings_);
+  const auto deadline = SteadyClock::now() + settings_.response_deadline;
+  auto handshake =
+      co_await upstream_websocket_handshake(forwarder_.dialer(), random_, upstream_request, deadline, logger_);
+  if (s.closed || closed_) co_return;  // the client gave up: the upstream socket closes with `handshake`
+  if (!handshake) {
+    PlaintextFailure failure = websocket_refusal(handshake.error());
+    // A 2xx would open the tunnel for the client (RFC 8441 §5) over an upstream that refused it.
+    if (failure.status < 300) {
+      failure = PlaintextFailure{502, "ws-handshake-failed", "WebSocket handshake with the upstream failed\n"};
+    }
+    co_await respond_failure(s, failure);
+    co_return;
+  }
+  UpstreamWebSocketAccepted& accepted = *handshake;
+  std::vector<proto::H2Header> headers;
+  for (const auto& field : accepted.headers) {
+    if (proto::h2_field_problem(field.name, field.value).empty()) headers.push_back({field.name, field.value});
+  }
+  // RFC 8441 §5: a 2xx makes the stream a tunnel; no Sec-WebSocket-Accept in HTTP/2.
+  if (!h2_->submit_response(s.id, 200, headers, false)) {
+    (void)h2_->reset_stream(s.id, proto::kH2InternalError);
+    wake_writer();
+    co_return;
+  }
+  wake_writer();
+  TunnelBytes tunnel(*this, s);
+  const std::string_view client_first;  // the client's DATA is read through `tunnel`
+  const SpliceLimits limits = websocket_splice_limits(settings_);
+  const SpliceResult result =
+      co_await splice_bytes(tunnel, client_first, accepted.upstream->stream(), accepted.leftover, limits);
+  logger_->debug("agent: passthrough HTTP/2 WebSocket {} ended: {} bytes in, {} bytes out{}", s.request.path,
+                 result.a_to_b, result.b_to_a, result.timed_out ? " (timed out)" : "");
+  wake_writer();
 }
 
 asio::awaitable<void> PlaintextH2Connection::respond_failure(Stream& s, const PlaintextFailure& failure) {

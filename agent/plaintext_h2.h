@@ -10,6 +10,11 @@
 // RFC 9113 §8.1 allows for a request the server stops reading. Bounds: the header list
 // (max_header_bytes), 100 streams, each stream's body (the cap), nghttp2's flood limits, the idle
 // deadline when no stream is open (GOAWAY), and a send deadline for a client that stops reading.
+//
+// An extended CONNECT with `:protocol websocket` gets §6.4's handshake with the upstream (a key of
+// our own); on its 101 the stream is answered 200 and becomes a tunnel: DATA payload bytes go to
+// the upstream socket, credited back only once written there, and the upstream's bytes come back
+// as DATA under the client's flow control. END_STREAM and the upstream's FIN map onto each other.
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
@@ -23,6 +28,7 @@
 #include "agent/plaintext_forwarding.h"
 #include "agent/plaintext_server.h"
 #include "agent/task_group.h"
+#include "common/random_source.h"
 #include "proto/h2_session.h"
 
 namespace inkwire::agent {
@@ -38,12 +44,11 @@ class PlaintextH2Connection {
 
  private:
   struct Stream;
+  class TunnelBytes;  // a tunnel stream seen as a ByteStream, for the splice
 
   boost::asio::awaitable<void> write_loop();
   boost::asio::awaitable<void> serve_stream(std::int32_t id);
   boost::asio::awaitable<void> serve_request(Stream& stream);
-  // Extended CONNECT websocket answers 501 until passthrough WebSocket bridging exists; this is
-  // the one place to replace.
   boost::asio::awaitable<void> serve_websocket_connect(Stream& stream);
   boost::asio::awaitable<void> send_response(Stream& stream, UpstreamExchange& exchange);
   boost::asio::awaitable<void> respond_failure(Stream& stream, const PlaintextFailure& failure);
@@ -54,6 +59,8 @@ class PlaintextH2Connection {
   void on_data(proto::H2Data&& data);
   void on_stream_closed(const proto::H2StreamClosed& closed);
   void wake_stream(std::int32_t id);
+  // Credits the tunnel bytes the splice has taken (and so written upstream) since the last call.
+  void credit_tunnel(Stream& stream);
   void wake_writer() { write_wake_.cancel(); }
   void go_away(std::uint32_t code);
   void force_close();
@@ -72,6 +79,7 @@ class PlaintextH2Connection {
   std::uint64_t buffered_body_bytes_ = 0;  // request bodies held by all streams
   // Streams to reset (NO_ERROR) once their response HEADERS have been serialized (write_loop).
   std::vector<std::int32_t> resets_after_response_;
+  SecureRandom random_;  // Sec-WebSocket-Key toward the upstream
   bool closed_ = false;   // the transport is gone: nothing more is read or written
   bool closing_ = false;  // GOAWAY sent or received: no new streams; the writer ends when done
 };

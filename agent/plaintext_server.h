@@ -4,6 +4,9 @@
 // served here as HTTP/1.1 (ALPN "http/1.1" or none) or HTTP/2 (ALPN "h2"), and each request goes
 // to the local `forward_to` upstream over HTTP/1.1 through the HttpForwarder, with §6.3's header
 // injection minus X-Forwarded-For and Forwarded (no client IP is known in passthrough).
+// WebSocket (HTTP/1.1 Upgrade, HTTP/2 extended CONNECT) gets §6.4's upstream handshake, then the
+// bytes are spliced both ways unchanged (client frames are masked, upstream frames are not, as on
+// any WebSocket connection, so nothing is re-framed).
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstddef>
@@ -22,7 +25,9 @@ struct PlaintextServerSettings {
   std::uint64_t max_inbound_body_bytes = 32 * 1024 * 1024;   // over it: h1 → 413, h2 → RST_STREAM
   std::uint64_t max_outbound_body_bytes = 32 * 1024 * 1024;  // upstream body over it → 502
   std::chrono::milliseconds response_deadline{30000};        // per request → 504
-  std::chrono::seconds idle_timeout{60};                     // keep-alive idle bound
+  std::chrono::seconds idle_timeout{60};                     // keep-alive idle bound; also one write's bound
+  // A spliced WebSocket that moves no byte either way for this long is closed (pings count).
+  std::chrono::seconds websocket_idle_timeout{600};
   std::size_t max_header_bytes = 64 * 1024;
 };
 

@@ -1,12 +1,18 @@
 // The passthrough plaintext service (PROTOCOL.md §6.5) end to end on 127.0.0.1: curl (HTTP/1.1 and
 // HTTP/2) over real TLS → TlsSocket (server side, throwaway self-signed certificate) →
 // serve_plaintext → HttpForwarder → a small real HTTP/1.1 origin (Beast) that echoes what it got.
+// WebSocket: Node clients (ws_passthrough_client.js: the `ws` package over HTTP/1.1, an RFC 8441
+// extended CONNECT over HTTP/2) → serve_plaintext → tests/e2e/ws_origin.js, a real `ws` origin.
 // Every curl run is bounded by --max-time; the servers run on one io_context thread and are torn
 // down after their connections have ended.
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
@@ -261,6 +267,70 @@ CurlResult run(const std::string& command) {
   const int status = ::pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+// ------------------------------------------------------------------------ WebSocket peers
+
+const std::filesystem::path kTestDir = std::filesystem::path(__FILE__).parent_path();
+
+// tests/e2e/ws_origin.js on a free 127.0.0.1 port, as a child process (Debian's node-ws).
+class WsOrigin {
+ public:
+  WsOrigin() {
+    {
+      asio::io_context io;
+      tcp::acceptor probe(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+      port_ = probe.local_endpoint().port();
+    }
+    int out[2];
+    if (::pipe(out) != 0) return;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, out[0]);
+    posix_spawn_file_actions_addclose(&actions, out[1]);
+    const std::string script = (kTestDir / "../../e2e/ws_origin.js").lexically_normal().string();
+    const std::string port = std::to_string(port_);
+    char* argv[] = {const_cast<char*>("node"), const_cast<char*>(script.c_str()), const_cast<char*>(port.c_str()),
+                    nullptr};
+    if (::posix_spawnp(&pid_, "node", &actions, nullptr, argv, environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(out[1]);
+    // Ready once it says it listens; bounded.
+    std::string said;
+    pollfd pfd{out[0], POLLIN, 0};
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (pid_ > 0 && said.find('\n') == std::string::npos && std::chrono::steady_clock::now() < until) {
+      if (::poll(&pfd, 1, 200) <= 0) continue;
+      char buffer[256];
+      const ssize_t n = ::read(out[0], buffer, sizeof buffer);
+      if (n <= 0) break;
+      said.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(out[0]);
+    ready_ = said.find("listening") != std::string::npos;
+  }
+  ~WsOrigin() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+  WsOrigin(const WsOrigin&) = delete;
+  WsOrigin& operator=(const WsOrigin&) = delete;
+  bool ready() const { return ready_; }
+  unsigned short port() const { return port_; }
+
+ private:
+  unsigned short port_ = 0;
+  pid_t pid_ = -1;
+  bool ready_ = false;
+};
+
+std::size_t open_fds() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
 }
 
 // ------------------------------------------------------------------ an in-test HTTP/2 client
@@ -538,13 +608,35 @@ TEST_F(PlaintextServerTest, Http1HeadAndNoContent) {
   EXPECT_EQ(r.out, "204 0");
 }
 
-TEST_F(PlaintextServerTest, Http1WebSocketUpgradeIs501ForNow) {
-  const auto r = run(curl("--http1.1") +
-                     " -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13'"
-                     " -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' -w '\\n%{http_code}' " + url("/ws"));
-  EXPECT_TRUE(r.out.ends_with("\n501")) << r.out;
-  EXPECT_TRUE(contains(r.out, "WebSocket")) << r.out;
-  EXPECT_EQ(origin_->requests(), 0);
+TEST_F(PlaintextServerTest, Http1WebSocketUpgradeToANonWebSocketUpstream) {
+  // The Beast origin answers the upgrade with a plain 200: relayed as the response, and the echo
+  // shows the upstream handshake (our own key, §6.4's injection without X-Forwarded-For).
+  const std::string client_key = "dGhlIHNhbXBsZSBub25jZQ==";
+  auto r = run(curl("--http1.1") +
+               " -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13'"
+               " -H 'Sec-WebSocket-Key: " + client_key + "' -H 'Sec-WebSocket-Protocol: chat.v1' -H 'X-Custom: hi'"
+               " -H 'X-Forwarded-For: 6.6.6.6' -H 'Sec-WebSocket-Extensions: permessage-deflate'"
+               " -w '\\n%{http_code}' '" + url("/ws?x=1") + "'");
+  EXPECT_TRUE(r.out.starts_with("GET /ws?x=1\n")) << r.out;
+  EXPECT_TRUE(r.out.ends_with("\n200")) << r.out;
+  EXPECT_TRUE(contains(r.out, "upgrade: websocket\n")) << r.out;
+  EXPECT_TRUE(contains(r.out, "connection: Upgrade\n")) << r.out;
+  EXPECT_TRUE(contains(r.out, "sec-websocket-version: 13\n")) << r.out;
+  EXPECT_TRUE(contains(r.out, "sec-websocket-key: ")) << r.out;
+  EXPECT_FALSE(contains(r.out, client_key)) << r.out;
+  EXPECT_TRUE(contains(r.out, "sec-websocket-protocol: chat.v1\n")) << r.out;
+  EXPECT_FALSE(contains(r.out, "sec-websocket-extensions")) << r.out;
+  EXPECT_TRUE(contains(r.out, "x-custom: hi\n")) << r.out;
+  expect_forwarded_headers(r.out, origin_->port());
+  EXPECT_EQ(origin_->requests(), 1);
+  // A bad handshake from the client is refused here; a slow upstream is 504 at the deadline.
+  r = run(curl("--http1.1") + " -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13'" +
+          " -H 'Sec-WebSocket-Key: short' -o /dev/null -w '%{http_code}' " + url("/ws"));
+  EXPECT_EQ(r.out, "400");
+  EXPECT_EQ(origin_->requests(), 1);
+  r = run(curl("--http1.1") + " -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13'" +
+          " -H 'Sec-WebSocket-Key: " + client_key + "' -o /dev/null -w '%{http_code}' " + url("/slow"));
+  EXPECT_EQ(r.out, "504");
 }
 
 TEST_F(PlaintextServerTest, Http1UpstreamFailures) {
@@ -634,22 +726,134 @@ TEST_F(PlaintextServerTest, Http2StreamsResponsesAndChecksPaths) {
 }
 
 
-TEST_F(PlaintextServerTest, Http2ExtendedConnectWebSocketIs501ForNow) {
+TEST_F(PlaintextServerTest, Http2ExtendedConnectToANonWebSocketUpstreamIs502) {
   H2Probe probe;
   probe.method = "CONNECT";
   probe.protocol = "websocket";
   probe.path = "/chat";
   const H2Answer answer = probe_h2(front_->port(), probe);
   ASSERT_TRUE(answer.connected);
-  EXPECT_EQ(answer.status, 501);
-  EXPECT_TRUE(contains(answer.body, "WebSocket")) << answer.body;
-  EXPECT_EQ(origin_->requests(), 0);
+  // The Beast origin answers 200 without upgrading; relaying a 2xx would open the tunnel.
+  EXPECT_EQ(answer.status, 502);
+  EXPECT_TRUE(answer.stream_closed);
+  EXPECT_EQ(origin_->requests(), 1);
   // The same client, a plain GET: answered by the origin.
   H2Probe get;
   get.path = "/echo";
   const H2Answer plain = probe_h2(front_->port(), get);
   EXPECT_EQ(plain.status, 200);
   EXPECT_TRUE(plain.body.starts_with("GET /echo\n")) << plain.body;
+}
+
+// ------------------------------------------------------------------- WebSocket to a ws origin
+
+class PlaintextWebSocketTest : public PlaintextServerTest {
+ protected:
+  void SetUp() override {
+    ::setenv("NODE_PATH", "/usr/share/nodejs", 1);
+    ws_origin_ = std::make_unique<WsOrigin>();
+    ASSERT_TRUE(ws_origin_->ready()) << "tests/e2e/ws_origin.js did not start (node and node-ws needed)";
+    PlaintextServerTest::SetUp();
+    ws_front_ = start_front_now(ws_origin_->port(), 10s);
+    ASSERT_NE(ws_front_, nullptr);
+  }
+  void TearDown() override {
+    PlaintextServerTest::TearDown();
+    ws_origin_.reset();
+  }
+
+  std::string client(std::string_view mode, std::string_view path, std::string_view behaviour = "full") const {
+    const std::string script = (kTestDir / "ws_passthrough_client.js").string();
+    return run("node " + script + " " + std::string(mode) + " " + std::to_string(ws_front_->port()) + " " +
+               std::string(kHost) + " " + (dir_ / "cert.pem").string() + " '" + std::string(path) + "' " +
+               std::string(behaviour))
+        .out;
+  }
+
+  // Every passthrough connection has ended and the process holds no more descriptors than before.
+  void expect_all_released(std::size_t baseline) {
+    std::size_t now = 0;
+    for (int i = 0; i < 100; ++i) {
+      now = open_fds();
+      if (ws_front_->active() == 0 && now <= baseline) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_EQ(ws_front_->active(), 0);
+    EXPECT_LE(now, baseline);
+  }
+
+  std::unique_ptr<WsOrigin> ws_origin_;
+  PlaintextFront* ws_front_ = nullptr;
+};
+
+void expect_full_session(const std::string& out) {
+  EXPECT_TRUE(contains(out, "\"protocol\":\"chat.v1\"")) << out;
+  // The origin saw the path and our X-Forwarded-Host.
+  EXPECT_TRUE(contains(out, "\"seen\":{\"path\":\"/ws?x=1\",\"forwarded_host\":\"public.example\"}")) << out;
+  EXPECT_TRUE(contains(out, "\"text\":\"hello passthrough\"")) << out;
+  EXPECT_TRUE(contains(out, "\"binary_ok\":true,\"binary_len\":1048576")) << out;
+  EXPECT_TRUE(contains(out, "\"close_code\":4001,\"close_reason\":\"bye\"")) << out;
+  EXPECT_FALSE(contains(out, "\"error\"")) << out;
+}
+
+TEST_F(PlaintextWebSocketTest, Http1WebSocketIsSplicedToTheUpstream) {
+  const std::size_t baseline = open_fds();
+  std::string out = client("h1", "/ws?x=1");
+  EXPECT_TRUE(contains(out, "\"status\":101")) << out;
+  expect_full_session(out);
+  out = client("h1", "/refuse/me");
+  EXPECT_TRUE(contains(out, "\"status\":403")) << out;
+  EXPECT_TRUE(contains(out, "\"body\":\"Forbidden\"")) << out;
+  expect_all_released(baseline);
+}
+
+TEST_F(PlaintextWebSocketTest, Http2ExtendedConnectIsSplicedToTheUpstream) {
+  const std::size_t baseline = open_fds();
+  std::string out = client("h2", "/ws?x=1");
+  EXPECT_TRUE(contains(out, "\"status\":200")) << out;
+  EXPECT_TRUE(contains(out, "\"enable_connect_protocol\":true")) << out;
+  expect_full_session(out);
+  // The origin's FIN became END_STREAM: the stream ended cleanly, not by a reset.
+  EXPECT_TRUE(contains(out, "\"stream_ended\":true,\"rst_code\":0")) << out;
+  out = client("h2", "/refuse/me");
+  EXPECT_TRUE(contains(out, "\"status\":403")) << out;
+  expect_all_released(baseline);
+}
+
+TEST_F(PlaintextWebSocketTest, AVanishingClientReleasesTheUpstream) {
+  const std::size_t baseline = open_fds();
+  for (const std::string_view mode : {"h1", "h2"}) {
+    const std::string out = client(mode, "/ws?x=1", "vanish");
+    EXPECT_TRUE(contains(out, "\"seen\":{\"path\":\"/ws?x=1\"")) << mode << " " << out;
+  }
+  expect_all_released(baseline);
+}
+
+TEST_F(PlaintextWebSocketTest, AVanishingUpstreamEndsTheClientSession) {
+  const std::size_t baseline = open_fds();
+  auto held = std::async(std::launch::async, [this] { return client("h1", "/ws?x=1", "hold"); });
+  // Once the session is up, the origin process goes away (its sockets close with it).
+  for (int i = 0; i < 100 && ws_front_->active() == 0; ++i) std::this_thread::sleep_for(50ms);
+  std::this_thread::sleep_for(500ms);
+  ws_origin_.reset();
+  ASSERT_EQ(held.wait_for(15s), std::future_status::ready);
+  const std::string out = held.get();
+  EXPECT_TRUE(contains(out, "\"opened\":true")) << out;
+  EXPECT_TRUE(contains(out, "\"close_code\":1006")) << out;
+  expect_all_released(baseline);
+}
+
+TEST_F(PlaintextWebSocketTest, ManySessionsAtOnceLeaveNothingBehind) {
+  const std::size_t baseline = open_fds();
+  std::vector<std::future<std::string>> runs;
+  for (int i = 0; i < 6; ++i) {
+    runs.push_back(std::async(std::launch::async, [this, i] { return client(i % 2 ? "h2" : "h1", "/ws?x=1"); }));
+  }
+  for (auto& r : runs) {
+    ASSERT_EQ(r.wait_for(30s), std::future_status::ready);
+    expect_full_session(r.get());
+  }
+  expect_all_released(baseline);
 }
 
 TEST_F(PlaintextServerTest, IdleConnectionsAreClosed) {
