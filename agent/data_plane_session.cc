@@ -1,5 +1,6 @@
 #include "agent/data_plane_session.h"
 
+#include <malloc.h>
 #include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -242,6 +243,12 @@ asio::awaitable<void> DataPlaneSession::timer_loop() {
       break;
     }
     if (now >= next_ping_at_ && connected_) {
+      if (in_flight_ == 0 && busy_since_trim_) {
+        // Idle after traffic: give the allocator's free pages back (a burst of large bodies would
+        // otherwise keep ~10 MiB of freed heap resident in an agent that then idles for hours).
+        busy_since_trim_ = false;
+        ::malloc_trim(0);
+      }
       if (!ping_sent_at_) {
         (void)h2_->ping(++ping_opaque_);
         ping_sent_at_ = now;
@@ -568,6 +575,7 @@ asio::awaitable<void> DataPlaneSession::handle_envelope(std::shared_ptr<Envelope
     record.bytes_out = outcome.bytes_out;
     on_request(record);
   }
+  busy_since_trim_ = true;
   if (--in_flight_ == 0 && closing_ && !ended_) end_session(result_ ? result_->end : SessionEnd::closed, "closed");
 }
 

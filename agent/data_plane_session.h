@@ -166,6 +166,7 @@ class DataPlaneSession : public std::enable_shared_from_this<DataPlaneSession>, 
   std::chrono::steady_clock::time_point next_ping_at_;
   std::uint64_t ping_opaque_ = 0;
   int in_flight_ = 0;
+  bool busy_since_trim_ = false;  // requests since the last malloc_trim (done at an idle PING tick)
   SecureRandom random_;  // WebSocket keys and masks
 };
 
