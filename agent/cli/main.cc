@@ -6,9 +6,11 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
 
+#include "agent/cli/cli_config.h"
 #include "agent/cli/tunnels_command.h"
 #include "inkwire/agent.h"
 
@@ -60,6 +62,20 @@ std::string human_bytes(std::uint64_t n) {
 int main(int argc, char** argv) {
   // The relay or an upstream closing under a write must be an EPIPE, not the end of the process.
   std::signal(SIGPIPE, SIG_IGN);
+  // Settings come from flags, then the environment, then the config file: the file's values are
+  // put into the environment only where it has none, so both subcommands see one order.
+  auto config = inkwire::agent::cli::load_cli_config([](std::string_view name) -> std::optional<std::string> {
+    const char* value = std::getenv(std::string(name).c_str());
+    if (!value) return std::nullopt;
+    return std::string(value);
+  });
+  if (!config) {
+    std::cerr << "inkwire: " << config.error() << "\n";
+    return inkwire::agent::cli::kExitUsage;
+  }
+  if (!config->api_url.empty()) ::setenv("INKWIRE_API_URL", config->api_url.c_str(), 0);
+  if (!config->api_key.empty()) ::setenv("INKWIRE_API_KEY", config->api_key.c_str(), 0);
+  if (!config->ca_file.empty()) ::setenv("INKWIRE_CA_FILE", config->ca_file.c_str(), 0);
   CLI::App app{"inkwire: bring a local service online through an inkwire tunnel"};
   app.require_subcommand(1);
   int exit_code = 0;
