@@ -84,9 +84,16 @@ asio::awaitable<RuntimeResult> TunnelRuntime::run() {
       co_return RuntimeResult{result.end, result.detail};
     }
     if (result.was_connected) backoff.on_normal_end();
-    // A drain reconnects at once: the relay is handing the agent over, not failing.
+    // A drain reconnects at once: the relay is handing the agent over, not failing. Two handoffs
+    // are at least 2 s apart (as the later SDKs do), so a relay that keeps draining is no hot loop.
     double delay = result.end == SessionEnd::normal ? 0.0 : backoff.next_delay(uniform(jitter_));
-    if (result.end == SessionEnd::normal) backoff.on_normal_end();
+    if (result.end == SessionEnd::normal) {
+      backoff.on_normal_end();
+      const auto now = std::chrono::steady_clock::now();
+      const auto since = now - last_handoff_;
+      if (since < std::chrono::seconds(2)) delay = std::chrono::duration<double>(std::chrono::seconds(2) - since).count();
+      last_handoff_ = now;
+    }
     status(RuntimeStatus::reconnecting, result.detail, delay);
     logger_->info("agent: session ended ({}); reconnecting in {:.1f} s", result.detail, delay);
     if (delay > 0) {

@@ -65,6 +65,7 @@ class TunnelRuntime {
   std::shared_ptr<DataPlaneSession> session_;
   std::vector<std::weak_ptr<DataPlaneSession>> retired_;  // draining, finishing in-flight requests
   bool closing_ = false;
+  std::chrono::steady_clock::time_point last_handoff_{};  // the last drain reconnect
   std::mt19937_64 jitter_{std::random_device{}()};
 };
 
