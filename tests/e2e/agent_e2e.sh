@@ -851,6 +851,32 @@ case_17() { # rotate-secret: the running agent keeps serving; a restart with the
   ensure_agent # from the state file alone now
 }
 
+case_18() { # passthrough WebSocket: the agent splices an h1 Upgrade and an h2 extended CONNECT to a ws origin (§6.5)
+  local n=secure f=$work/c18 a code
+  [[ -n $(pid_of ws-origin) ]] && pid_alive "$(pid_of ws-origin)" || start_node_origin ws-origin "$wsp"
+  a=$(pid_of agent-$n)
+  if [[ -n $a ]] && pid_alive "$a"; then stop_pid "$a" 5; fi
+  start_named_agent "$n" "http://127.0.0.1:$wsp" --tls-mode passthrough
+  # HTTP/1.1 (the ws package): subprotocol, text echo, 1 MiB binary echo, the origin's close 4001 'bye'.
+  ws_client "$n" "$f"
+  # HTTP/2 extended CONNECT (node:http2): :status 200, the subprotocol, an echo, a clean close.
+  timeout 20 node "$here/edge_clients.js" ws-h2 "$hp" "$n.$zone" "$ca" >"$f.h2.json" 2>"$f.h2.err" || true
+  jq -e . "$f.h2.json" >/dev/null 2>&1 || fail "ws-h2 client: $(cat "$f.h2.json" "$f.h2.err" | head -c 500)"
+  [[ $(jq -r '.error // empty' "$f.h2.json") == "" ]] || fail "ws-h2 client error: $(cat "$f.h2.json")"
+  [[ $(jq -r .status "$f.h2.json") == 200 && $(jq -r .enable_connect_protocol "$f.h2.json") == true ]] ||
+    fail "ws-h2: $(cat "$f.h2.json")"
+  [[ $(jq -r .protocol "$f.h2.json") == chat.v1 && $(jq -r .echo "$f.h2.json") == 'hi over h2' ]] ||
+    fail "ws-h2: $(cat "$f.h2.json")"
+  [[ $(jq -r .close_code "$f.h2.json") == 1000 ]] || fail "ws-h2 close code: $(cat "$f.h2.json")"
+  # An upgrade the origin refuses (403): its answer reaches the third party.
+  code=$(curl -sS --max-time 10 --cacert "$ca" --resolve "$n.$zone:$hp:127.0.0.1" -o /dev/null -w '%{http_code}' \
+    --http1.1 -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \
+    -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' "https://$n.$zone:$hp/refuse")
+  [[ $code == 403 ]] || fail "an upgrade the origin refuses: status $code, want the origin's 403"
+  log "   (passthrough ws: h1 $(jq -c '{protocol, close_code}' "$f.json"); h2 $(jq -c '{status, protocol, close_code}' "$f.h2.json"); refused: $code)"
+  stop_pid "$(pid_of agent-$n)" 5
+}
+
 # ---------------------------------------------------------------------------------------------
 titles=(
   [1]="first connect creates the tunnel, connected; state.json 0600 in a 0700 directory"
@@ -870,6 +896,7 @@ titles=(
   [15]="a second agent supersedes the first: exit 6 with a line saying why; traffic goes on"
   [16]="deleted tunnel: --on-pending-removal error refuses; the default restores it and serves"
   [17]="rotate-secret: serving goes on; old secret -> exit 5; the new one (INKWIRE_SECRET) connects and is saved"
+  [18]="passthrough WebSocket: h1 Upgrade and h2 extended CONNECT spliced to a ws origin; a refusal's 403"
 )
 
 run_case() { # run_case N: case_N in a subshell (set -e, its own failure reason)
@@ -909,7 +936,7 @@ run_case() { # run_case N: case_N in a subshell (set -e, its own failure reason)
   pid_alive "$(pid_of origin)" || start_origin || log "the origin did not start again"
 }
 
-for n in ${CASES:-$(seq 1 17)}; do run_case "$n"; done
+for n in ${CASES:-$(seq 1 18)}; do run_case "$n"; done
 
 elapsed=$((SECONDS - started))
 echo
