@@ -27,8 +27,13 @@ void TunnelStream::on_data(std::span<const std::uint8_t> bytes, bool end_stream)
     // Nobody will read these: credit them now.
     if (auto owner = owner_.lock(); owner && owner->h2()) (void)owner->h2()->consume(id_, bytes.size());
   } else {
+    // Bytes already read are dropped before appending: a reader that always lags a little would
+    // otherwise keep the whole body's read prefix (bench/agent saw +24 MiB on a 1 GiB upload).
     if (inbound_off_ == inbound_.size()) {
       inbound_.clear();
+      inbound_off_ = 0;
+    } else if (inbound_off_ >= 64 * 1024) {
+      inbound_.erase(0, inbound_off_);
       inbound_off_ = 0;
     }
     inbound_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());

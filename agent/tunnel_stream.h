@@ -51,6 +51,8 @@ class TunnelStream final : public ByteStream {
   // peer's END_STREAM needs no reset.
   void mark_sent_end() { sent_end_ = true; }
   bool reset() const { return reset_; }
+  // Bytes held for the reader, read or not yet (a bound the tests check).
+  std::size_t held_bytes() const { return inbound_.size(); }
 
   boost::asio::awaitable<std::pair<boost::system::error_code, std::size_t>> read_some(
       std::span<std::uint8_t> buffer) override;
