@@ -6,6 +6,7 @@
 #include <boost/json/serialize.hpp>
 #include <charconv>
 
+#include "controlplane/api/admin_assets.h"
 #include "controlplane/api/http_server.h"
 #include "controlplane/api/json_codec.h"
 
@@ -121,6 +122,7 @@ void ControlPlaneApi::register_routes(Router& r) {
   r.add(V::post, "/api/v1/api-keys", bind(&ControlPlaneApi::create_api_key));
   r.add(V::delete_, "/api/v1/api-keys/{id}", bind(&ControlPlaneApi::revoke_api_key));
   r.add(V::get, "/api/v1/audit-log", bind(&ControlPlaneApi::list_audit_log));
+  register_admin_routes(r);  // the dashboard at /admin/ (static; its data calls use the routes above)
 }
 
 void ControlPlaneApi::register_metrics_routes(Router& r) {

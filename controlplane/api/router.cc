@@ -40,6 +40,33 @@ void Router::add(boost::beast::http::verb method, std::string path_template, Han
   routes_.push_back(Route{method, std::move(path_template), std::move(handler)});
 }
 
+void Router::add_static(std::string prefix, Handler handler) {
+  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+  statics_.push_back(Route{boost::beast::http::verb::get, prefix + "/{asset}", std::move(handler)});
+}
+
+bool Router::match_static(boost::beast::http::verb method, std::string_view path, Match& m) const {
+  for (const auto& s : statics_) {
+    const std::string_view prefix = std::string_view(s.path_template).substr(0, s.path_template.size() - 8);
+    if (!path.starts_with(prefix)) continue;
+    std::string_view rest = path.substr(prefix.size());
+    if (!rest.empty()) {
+      if (rest.front() != '/') continue;  // "/administrator" is not under "/admin"
+      rest.remove_prefix(1);
+    }
+    if (rest.find('/') != std::string_view::npos) continue;  // one segment only: no sub-folders
+    if (method != s.method) {
+      m.path_known = true;
+      m.allowed = "GET";
+      return false;
+    }
+    m.route = &s;
+    m.params = {{"asset", std::string(rest)}};
+    return true;
+  }
+  return false;
+}
+
 Router::Match Router::match(boost::beast::http::verb method, std::string_view path) const {
   Match m;
   if (path.empty() || path.front() != '/') return m;
@@ -55,6 +82,7 @@ Router::Match Router::match(boost::beast::http::verb method, std::string_view pa
     if (!m.allowed.empty()) m.allowed.append(", ");
     m.allowed.append(boost::beast::http::to_string(r.method));
   }
+  if (!m.path_known) match_static(method, path, m);
   return m;
 }
 

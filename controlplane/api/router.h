@@ -42,11 +42,19 @@ class Router {
   };
 
   void add(boost::beast::http::verb method, std::string path_template, Handler handler);
+  // A static site under `prefix` ("/admin"): GET prefix, prefix/ and prefix/NAME (one segment) go to
+  // `handler` with params["asset"] = NAME ("" for the site's index). Kept apart from routes(), which
+  // lists the API's operations (the ones the OpenAPI document describes); its metrics label is
+  // "prefix/{asset}". Tried only when no route matches the path.
+  void add_static(std::string prefix, Handler handler);
   Match match(boost::beast::http::verb method, std::string_view path) const;
   const std::vector<Route>& routes() const { return routes_; }
 
  private:
+  bool match_static(boost::beast::http::verb method, std::string_view path, Match& m) const;
+
   std::vector<Route> routes_;
+  std::vector<Route> statics_;  // path_template = prefix + "/{asset}"
 };
 
 }  // namespace inkwire::controlplane
