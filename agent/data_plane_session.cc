@@ -498,7 +498,9 @@ std::shared_ptr<TunnelStream> DataPlaneSession::open_post(const Envelope& envelo
     return nullptr;
   }
   wake_writer();
-  return track(*id, StreamKind::post);
+  auto post = track(*id, StreamKind::post);
+  envelope.answer = post;
+  return post;
 }
 
 asio::awaitable<void> DataPlaneSession::post_simple(const Envelope& envelope, int status, std::string_view reason,
@@ -564,7 +566,14 @@ asio::awaitable<void> DataPlaneSession::handle_envelope(std::shared_ptr<Envelope
   } else if (to.forwarder) {
     outcome = co_await forward_http(*this, *to.forwarder, *envelope);
   }
+  // A body still arriving (the answer did not need all of it) is cut with RST_STREAM — after the
+  // relay has taken the answer: nghttp2 sends RST_STREAM ahead of a new stream's HEADERS, and an
+  // intake reset before the post would fail the request (or put it back in the queue).
+  if (!envelope->body->input_ended() && envelope->answer && !ended_) {
+    (void)co_await envelope->answer->wait_headers(SteadyClock::now() + std::chrono::seconds(5));
+  }
   envelope->body->close();  // unread body bytes are credited back
+  envelope->answer.reset();
   if (outcome.status != 0 && on_request) {
     RequestRecord record;
     record.method = envelope->method;

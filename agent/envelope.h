@@ -24,6 +24,9 @@ struct Envelope {
   std::string tcp_id;
   std::vector<proto::HeaderField> forwarded;  // inkbox-h-* without the prefix, in order
   std::shared_ptr<TunnelStream> body;         // the intake stream's DATA
+  // The response post opened for it (the last one), so the intake is reset only after the relay
+  // has the answer: an intake reset first could make the relay fail or redeliver the request.
+  mutable std::shared_ptr<TunnelStream> answer;
   std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();
 
   // The first forwarded value of `name` (lowercase), or nullptr.

@@ -51,6 +51,7 @@ class TunnelStream final : public ByteStream {
   // peer's END_STREAM needs no reset.
   void mark_sent_end() { sent_end_ = true; }
   bool reset() const { return reset_; }
+  bool input_ended() const { return inbound_ended_; }
   // Bytes held for the reader, read or not yet (a bound the tests check).
   std::size_t held_bytes() const { return inbound_.size(); }
 

@@ -26,6 +26,9 @@ using SteadyClock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::size_t kReadChunk = 16 * 1024;
+// After our answer, how long and how much a closing connection keeps reading (lingering close).
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr std::size_t kLingerBytes = 8 * 1024 * 1024;
 constexpr std::size_t kBodyChunk = 64 * 1024;
 // How long a WebSocket waits for the other side's CLOSE after sending its own.
 constexpr auto kWebSocketCloseWait = std::chrono::seconds(3);
@@ -129,11 +132,23 @@ asio::awaitable<void> Http1Connection::run() {
     in_.erase(0, in_off_);
     in_off_ = 0;
   }
-  watchdog_.stop();
-  if (stream_->is_open()) {
+  if (stream_->is_open() && !closed_) {
+    // Lingering close (as nginx's lingering_close): a client may still be sending — an upload
+    // answered early (413 from the agent, an error page) — and closing with its bytes unread makes
+    // the kernel answer with RST, which can destroy our answer before the client has read it. So
+    // our side ends first and what still comes in is read and dropped, bounded in time and bytes.
     stream_->finish_sending();
-    stream_->close();
+    watchdog_.set(kLingerTime, "linger");
+    if (!read_buffer_) read_buffer_ = std::make_unique_for_overwrite<std::uint8_t[]>(kReadChunk);
+    std::size_t drained = 0;
+    while (!closed_ && drained < kLingerBytes) {
+      auto [ec, n] = co_await stream_->read_some(std::span<std::uint8_t>(read_buffer_.get(), kReadChunk));
+      if (ec || n == 0) break;
+      drained += n;
+    }
   }
+  watchdog_.stop();
+  if (stream_->is_open()) stream_->close();
 }
 
 asio::awaitable<bool> Http1Connection::read_more() {
@@ -214,6 +229,10 @@ asio::awaitable<Http1Connection::Outcome> Http1Connection::handle_request(std::s
   request.parser->eager(false);
   boost::beast::error_code ec;
   request.parser->put(asio::buffer(request.head), ec);
+  if (ec == http::error::body_limit) {
+    // Beast compares a Content-Length with the body limit as it reads the head.
+    co_return co_await send_error(request, EdgeError{413, error_code::body_too_large}, false);
+  }
   if (ec || !request.parser->is_header_done()) {
     co_return co_await send_error(request, EdgeError{400, error_code::bad_request}, false);
   }

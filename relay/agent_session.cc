@@ -555,6 +555,12 @@ void AgentSession::on_closed(const proto::H2StreamClosed& closed) {
           s.exchange->fail(DispatchFailure{502, "intake-reset"});
         }
       }
+      // The agent answered before taking the whole body (413 over its cap, an early refusal) and
+      // then cut the intake: nobody reads the rest, so the edge must stop feeding it and send the
+      // answer (HTTP/1.1 then closes the connection) instead of waiting on a full pipe.
+      if (closed.error_code != 0 && s.exchange->has_head() && s.exchange->request_body().end() == PipeEnd::open) {
+        s.exchange->request_body().abort();
+      }
       break;
     case StreamKind::post:
       if (open_posts_ > 0) --open_posts_;

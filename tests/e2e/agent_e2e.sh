@@ -579,6 +579,19 @@ case_9() { # WebSocket through the agent to a local ws origin (§6.4)
   local code2
   code2=$(curl -sS --max-time 10 --cacert "$ca" --resolve "chat.$zone:$hp:127.0.0.1" -o /dev/null -w '%{http_code}' "https://chat.$zone:$hp/hello")
   [[ $code2 == 200 ]] || fail "GET /hello on chat: $code2"
+  # Over this agent's own body cap (32 MiB, the default): 413 from the agent, announced or not,
+  # and the tunnel goes on (the intake is cut only after the relay has the answer).
+  head -c $((40 * 1024 * 1024)) /dev/zero >"$work/c9.big"
+  local v big_code
+  for v in "" "-H Transfer-Encoding:chunked"; do
+    # shellcheck disable=SC2086 # $v is one flag and its value, or nothing
+    : >"$work/c9.big.out"
+    big_code=$(curl -sS --max-time 20 --cacert "$ca" --resolve "chat.$zone:$hp:127.0.0.1" --http1.1 $v -o "$work/c9.big.out" \
+      -w '%{http_code}' --data-binary "@$work/c9.big" "https://chat.$zone:$hp/upload") || true
+    [[ $big_code == 413 ]] || fail "40 MiB POST over the agent's 32 MiB cap ${v:-with a length}: status $big_code, want 413: $(head -c 200 "$work/c9.big.out" 2>/dev/null)"
+  done
+  code2=$(curl -sS --max-time 10 --cacert "$ca" --resolve "chat.$zone:$hp:127.0.0.1" -o /dev/null -w '%{http_code}' "https://chat.$zone:$hp/hello")
+  [[ $code2 == 200 ]] || fail "GET /hello on chat after the refused uploads: $code2"
   log "   (ws: $(jq -c . "$work/c9.json"); refused upgrade: $code)"
 }
 
@@ -625,6 +638,11 @@ case_11() { # a 48 MiB upload streams through the agent (chunked and with a leng
   [[ ${line[0]} == $((48 * 1024 * 1024)) && ${line[1]} == "$want" && ${line[2]} == chunked ]] ||
     fail "chunked upload: the origin got '$(cat "$f.chunked")', want $((48 * 1024 * 1024)) $want chunked"
   hwm_after=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
+  # Over the edge's own cap (edge.max_request_body_bytes, 96 MiB here), announced: the edge's 413.
+  local over
+  over=$(head -c $((97 * 1024 * 1024)) /dev/zero | c --http1.1 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/octet-stream' \
+    -H "Content-Length: $((97 * 1024 * 1024))" --data-binary @- "$(url /sink)") || true
+  [[ $over == 413 ]] || fail "a 97 MiB upload over the edge's 96 MiB cap: status $over, want 413"
   ((hwm_after - hwm_before < 16384)) || fail "the agent's peak RSS grew by $((hwm_after - hwm_before)) KiB over two 48 MiB uploads"
   # The edge streams them too (its HTTP/1.1 reader once kept every byte of a request's body).
   server_after=$(awk '/^VmHWM/ {print $2}' "/proc/$server/status")
