@@ -123,6 +123,9 @@ int main(int argc, char** argv) {
   options.on_request = [](const inkwire::RequestLogLine& line) {
     std::cout << line.method << " " << line.path << " " << line.status << std::endl;
   };
+  // For the async lifecycle: the io_context must outlive the listener served on it (the listener's
+  // timers and sockets belong to it), so it is made first and destroyed last.
+  asio::io_context io;
   auto listener = inkwire::TunnelListener::connect(options);
   if (!listener) {
     std::cerr << "inkwire-handler-example: " << listener.error().message << "\n";
@@ -132,7 +135,6 @@ int main(int argc, char** argv) {
   // INKWIRE_EXAMPLE_ASYNC=1: the async lifecycle (serve_forever on an io_context of the program's).
   const char* async = std::getenv("INKWIRE_EXAMPLE_ASYNC");
   if (async && std::strcmp(async, "1") == 0) {
-    asio::io_context io;
     inkwire::TunnelListener& l = **listener;
     int rc = 1;
     asio::co_spawn(io, [&l, &rc]() -> asio::awaitable<void> {

@@ -111,7 +111,8 @@ class TunnelListener {
   // Serves on the calling thread until close(), a signal (per SignalPolicy) or a terminal error
   // (auth_failed, superseded). In-flight requests finish (within 30 s) before it returns.
   Expected<Unit, AgentError> wait();
-  // The same as an Asio awaitable, on the executor it is awaited on (handlers run there too).
+  // The same as an Asio awaitable, on the executor it is awaited on (handlers run there too). That
+  // executor's execution context must outlive the listener.
   // A listener is served either way, once: mixing wait() and serve_forever() is a usage error.
   boost::asio::awaitable<Expected<Unit, AgentError>> serve_forever();
   // From any thread (or a signal handler's thread): drain and make wait() / serve_forever() return.
