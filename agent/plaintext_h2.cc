@@ -233,19 +233,12 @@ asio::awaitable<void> PlaintextH2Connection::run() {
 
 asio::awaitable<void> PlaintextH2Connection::write_loop() {
   std::string out;
-  std::vector<std::int32_t> resets;
   while (!closed_) {
     out.clear();
-    // Resets queued behind a response: that response's HEADERS were queued before this produce(),
-    // which serializes them (nghttp2 sends queued HEADERS and RST_STREAM frames before any DATA),
-    // so the reset may be submitted right after it.
-    resets.clear();
-    resets.swap(resets_after_response_);
     if (h2_->want_write()) {
       auto produced = h2_->produce(out, kMaxWrite);
       if (!produced) break;
     }
-    for (const std::int32_t id : resets) (void)h2_->reset_stream(id, proto::kH2NoError);
     handle_events();
     if (!out.empty()) {
       send_watchdog_.set_after(settings_.idle_timeout);
@@ -254,7 +247,6 @@ asio::awaitable<void> PlaintextH2Connection::write_loop() {
       if (ec) break;
       continue;
     }
-    if (!resets.empty()) continue;  // the RST_STREAM frames go out in the next round
     if (h2_->should_close() || (closing_ && !h2_->want_write() && streams_.empty())) break;
     write_wake_.expires_at(SteadyClock::time_point::max());
     co_await write_wake_.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -497,7 +489,9 @@ asio::awaitable<void> PlaintextH2Connection::respond_failure(Stream& s, const Pl
     co_return;
   }
   if (with_body && co_await send_body(s, failure.message)) (void)h2_->end_stream(s.id);
-  if (will_reset && !s.closed && !closed_) resets_after_response_.push_back(s.id);
+  // RST_STREAM(NO_ERROR) once the frame with our END_STREAM has gone out (and in a later write),
+  // so neither the error body nor the client's read of it is lost to the reset.
+  if (will_reset && !s.closed && !closed_) (void)h2_->reset_after_response(s.id);
   wake_writer();
 }
 

@@ -78,7 +78,6 @@ class PlaintextH2Connection {
   std::map<std::int32_t, std::unique_ptr<Stream>> streams_;
   std::uint64_t buffered_body_bytes_ = 0;  // request bodies held by all streams
   // Streams to reset (NO_ERROR) once their response HEADERS have been serialized (write_loop).
-  std::vector<std::int32_t> resets_after_response_;
   SecureRandom random_;  // Sec-WebSocket-Key toward the upstream
   bool closed_ = false;   // the transport is gone: nothing more is read or written
   bool closing_ = false;  // GOAWAY sent or received: no new streams; the writer ends when done
