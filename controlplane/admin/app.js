@@ -8,6 +8,15 @@
   const METADATA_LIMIT = 4096; // bytes of compact JSON (docs/API.md, PATCH /api/v1/tunnels/{id})
   const $ = (id) => document.getElementById(id);
 
+  // https://{public_host}/, plus the zone's port when it is not 443: the edge shares its TLS port
+  // with the relay (PROTOCOL.md §8 A31), so a zone such as "127.0.0.1:8443" (a local stack) names
+  // the public port too — the same rule as the agent's TunnelListener::public_url().
+  function publicUrl(t) {
+    const m = /^(?:\[[^\]]*\]|[^:[\]]+):(\d+)$/.exec(t.zone || '');
+    const port = m && m[1] !== '443' ? `:${m[1]}` : '';
+    return `https://${t.public_host}${port}/`;
+  }
+
   const state = {
     tunnels: [],
     sortKey: 'created_at',
@@ -180,7 +189,7 @@
       const nameCell = cell(tr, 'Name', name);
       if (t.description) nameCell.append(span('sub', t.description));
 
-      const url = `https://${t.public_host}/`;
+      const url = publicUrl(t);
       const a = document.createElement('a');
       a.href = url;
       a.rel = 'noopener noreferrer';
@@ -519,3 +528,4 @@
 
   document.addEventListener('DOMContentLoaded', init);
 })();
+

@@ -172,7 +172,7 @@ shots=$(cd -- "$shots" && pwd -P)
 log "browser (Chromium $("$chromium" --version 2>/dev/null | awk '{print $2}'), screenshots in $shots)"
 rc=0
 # The keys reach the test through its environment, never its command line (ps shows that).
-ADMIN_KEY=$admin_key MEMBER_KEY=$member_key BASE_URL="http://127.0.0.1:$api_port" CHROMIUM=$chromium \
+ADMIN_KEY=$admin_key MEMBER_KEY=$member_key BASE_URL="http://127.0.0.1:$api_port" CHROMIUM=$chromium HTTPS_PORT=$hp \
   SCREENSHOT_DIR=$shots timeout 150 node "$here/admin/admin_dashboard.js" || rc=$?
 
 # The dashboard never sends a key in a URL, so none may appear in the server's log.

@@ -202,7 +202,7 @@ async function main() {
       await closeSecretAfter(page, createTunnel(page, 'beta-web'));
       await closeSecretAfter(page, createTunnel(page, 'gamma'));
       const alpha = row(page, 'alpha');
-      for (const text of ['https://alpha.admin.test/', 'edge', 'active', 'no', 'first tunnel']) {
+      for (const text of [`https://alpha.admin.test:${process.env.HTTPS_PORT}/`, 'edge', 'active', 'no', 'first tunnel']) {
         await alpha.getByText(text, { exact: true }).first().waitFor();
       }
       assert.deepEqual(await rowNames(page), ['alpha', 'beta-web', 'gamma'], 'created order');
