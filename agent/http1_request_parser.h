@@ -59,6 +59,7 @@ class Http1RequestParser {
   Http1Limits limits_;
   Phase phase_ = Phase::head;
   std::size_t scanned_ = 0;  // bytes of the pending head already searched for its end
+  int leading_blank_lines_ = 0;  // empty lines skipped before this request's line (RFC 9112 §2.2)
   std::uint64_t remaining_ = 0;  // of the Content-Length body or of the current chunk
   std::size_t trailer_bytes_ = 0;
   ParsedRequest request_;
