@@ -5,6 +5,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <exception>
 
+#include "agent/upstream_request_builder.h"
 #include "agent/ws_bridge_channel.h"
 #include "proto/path_check.h"
 #include "proto/ws_handshake.h"
@@ -38,28 +39,10 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
-// The five fields the agent sets itself (§6.6) and the request hop-by-hop set.
+// A handler sees the client's headers minus those the agent sets itself (§6.6) and the hop-by-hop
+// ones — the upstream rule, except that content-length stays (there is no re-framing here).
 bool handler_skips(std::string_view name) {
-  static constexpr std::string_view kSkip[] = {
-      "host", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-for", "forwarded", "connection", "upgrade",
-      "keep-alive", "te", "trailer", "transfer-encoding", "proxy-authenticate", "proxy-authorization",
-      "proxy-connection", "http2-settings", "expect", "sec-websocket-key", "sec-websocket-version",
-      "sec-websocket-extensions"};
-  for (auto skip : kSkip) {
-    if (name == skip) return true;
-  }
-  return false;
-}
-
-// The response fields the post never carries (§4.7): hop-by-hop and framing.
-bool response_skips(std::string_view name) {
-  static constexpr std::string_view kSkip[] = {"connection", "keep-alive", "transfer-encoding", "upgrade",
-                                               "proxy-authenticate", "proxy-authorization", "te", "trailer",
-                                               "content-length", "proxy-connection"};
-  for (auto skip : kSkip) {
-    if (name == skip) return true;
-  }
-  return false;
+  return name != "content-length" && is_unforwarded_request_header(name);
 }
 
 std::vector<HttpHeader> request_headers(const DataPlaneSession& session, const Envelope& envelope) {
@@ -101,8 +84,10 @@ class EnvelopeBody final : public BodyReader {
   EnvelopeBody(std::shared_ptr<TunnelStream> stream, std::uint64_t cap) : stream_(std::move(stream)), cap_(cap) {}
   asio::awaitable<Expected<std::string, std::string>> read() override {
     if (done_) co_return std::string();
-    std::string piece(64 * 1024, '\0');
-    auto [ec, n] = co_await stream_->read_some(std::span(reinterpret_cast<std::uint8_t*>(piece.data()), piece.size()));
+    // A scratch buffer kept for the request: a fresh zero-filled 64 KiB string per read cost a
+    // memset per piece; only what arrived is copied out.
+    if (!scratch_) scratch_ = std::make_unique_for_overwrite<std::uint8_t[]>(kPiece);
+    auto [ec, n] = co_await stream_->read_some(std::span(scratch_.get(), kPiece));
     if (ec == asio::error::eof) {
       done_ = true;
       co_return std::string();
@@ -113,14 +98,15 @@ class EnvelopeBody final : public BodyReader {
       over_cap_ = true;
       co_return unexpected(std::string("request body too large"));
     }
-    piece.resize(n);
-    co_return piece;
+    co_return std::string(reinterpret_cast<const char*>(scratch_.get()), n);
   }
   std::uint64_t total() const { return total_; }
   bool over_cap() const { return over_cap_; }
 
  private:
+  static constexpr std::size_t kPiece = 64 * 1024;
   std::shared_ptr<TunnelStream> stream_;
+  std::unique_ptr<std::uint8_t[]> scratch_;
   std::uint64_t cap_;
   std::uint64_t total_ = 0;
   bool done_ = false;
@@ -210,7 +196,7 @@ asio::awaitable<ExchangeOutcome> serve_with_handler(DataPlaneSession& session, c
   headers.reserve(response.headers.size());
   for (auto& h : response.headers) {
     std::string name = proto::lowercase_ascii(h.name);
-    if (!response_skips(name)) headers.push_back({std::move(name), std::move(h.value)});
+    if (!is_unposted_response_header(name)) headers.push_back({std::move(name), std::move(h.value)});
   }
   const bool streamed = static_cast<bool>(response.body_stream);
   const bool empty = !streamed && response.body.empty();
@@ -287,7 +273,7 @@ class HandlerWebSocket final : public WebSocketSession {
     if (protocol) fields.push_back({"sec-websocket-protocol", *protocol});
     for (auto& h : headers) {
       std::string name = proto::lowercase_ascii(h.name);
-      if (!response_skips(name) && !name.starts_with("sec-websocket-")) fields.push_back({std::move(name), std::move(h.value)});
+      if (!is_unposted_response_header(name) && !name.starts_with("sec-websocket-")) fields.push_back({std::move(name), std::move(h.value)});
     }
     auto post = session_.open_post(envelope_, 200, {}, fields, 0, true);
     if (!post) co_return unexpected(std::string("the relay connection is gone"));

@@ -6,6 +6,8 @@
 #include <boost/beast/http/parser.hpp>
 #include <charconv>
 
+#include "agent/upstream_request_builder.h"
+
 namespace inkwire::agent {
 
 namespace asio = boost::asio;
@@ -18,18 +20,6 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr std::size_t kMaxResponseHead = 64 * 1024;
 // A body may take long as a whole (a large transfer); what is bounded is a stall.
 constexpr auto kStallTimeout = std::chrono::seconds(30);
-
-// The response hop-by-hop set the SDKs remove before posting (§4.7), plus the framing fields the
-// post states itself.
-bool dropped_response_field(std::string_view lower) {
-  static constexpr std::string_view kDropped[] = {"connection", "keep-alive", "transfer-encoding", "upgrade",
-                                                  "proxy-authenticate", "proxy-authorization", "te", "trailer",
-                                                  "content-length", "proxy-connection"};
-  for (auto name : kDropped) {
-    if (lower == name) return true;
-  }
-  return false;
-}
 
 void append_hex(std::string& out, std::size_t value) {
   char digits[20];
@@ -213,7 +203,7 @@ asio::awaitable<Expected<std::unique_ptr<UpstreamExchange>, std::string>> HttpFo
     response_head.headers.reserve(16);
     for (const auto& field : response) {
       std::string name = proto::lowercase_ascii(field.name_string());
-      if (dropped_response_field(name)) continue;
+      if (is_unposted_response_header(name)) continue;
       response_head.headers.push_back({std::move(name), std::string(field.value())});
     }
     if (auto length = parser.content_length()) response_head.content_length = *length;

@@ -1,18 +1,24 @@
 #include "agent/upstream_request_builder.h"
 
+#include <algorithm>
+
+#include "proto/protocol_constants.h"
+
 namespace inkwire::agent {
 
 bool is_unforwarded_request_header(std::string_view name) {
   if (name.empty() || name.front() == ':') return true;
-  static constexpr std::string_view kSkip[] = {
-      "host", "connection", "upgrade", "keep-alive", "te", "trailer", "transfer-encoding", "proxy-authenticate",
-      "proxy-authorization", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
-      "proxy-connection", "http2-settings", "expect", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
-      "forwarded", "content-length"};
-  for (auto skip : kSkip) {
-    if (name == skip) return true;
-  }
-  return false;
+  if (proto::is_hop_by_hop_request_header(name)) return true;  // §4.6 rule 3, from the fixture
+  // Beyond the fixture's list: the forwarding fields the agent writes itself (§6.3), the framing
+  // the forwarder derives from the body, and fields that mean nothing past this hop.
+  static constexpr std::string_view kAgentOwned[] = {"proxy-connection", "http2-settings",  "expect",
+                                                     "x-forwarded-for",  "x-forwarded-host", "x-forwarded-proto",
+                                                     "forwarded",        "content-length"};
+  return std::find(std::begin(kAgentOwned), std::end(kAgentOwned), name) != std::end(kAgentOwned);
+}
+
+bool is_unposted_response_header(std::string_view name) {
+  return proto::is_hop_by_hop_response_header(name) || name == "content-length" || name == "proxy-connection";
 }
 
 UpstreamRequest build_upstream_request(const proto::ForwardTarget& target, UpstreamRequestInput input) {

@@ -22,6 +22,10 @@ namespace inkwire::agent {
 // pseudo-header fields (names starting with ':'), which have no HTTP/1.1 form.
 bool is_unforwarded_request_header(std::string_view lowercase_name);
 
+// True for a (lowercase) response field a response post never carries (§4.7): the response
+// hop-by-hop set, and the framing the post states itself (content-length).
+bool is_unposted_response_header(std::string_view lowercase_name);
+
 struct UpstreamRequestInput {
   std::string_view method;
   // The third party's path and query, undecoded (already checked with proto::invalid_path_reason).

@@ -8,6 +8,7 @@
 #include <array>
 #include <utility>
 
+#include "agent/upstream_request_builder.h"
 #include "common/encoding.h"
 #include "proto/forward_target.h"
 #include "proto/ws_handshake.h"
@@ -70,12 +71,8 @@ UpstreamWebSocketRefusal refusal(int status, std::string_view reason) {
 }  // namespace
 
 bool is_hop_or_websocket_handshake_field(std::string_view name) {
-  static constexpr std::string_view kSkip[] = {
-      "host", "connection", "upgrade", "keep-alive", "te", "trailer", "transfer-encoding", "proxy-authenticate",
-      "proxy-authorization", "proxy-connection", "http2-settings", "expect", "content-length",
-      "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-accept",
-      "sec-websocket-protocol", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded"};
-  return std::find(std::begin(kSkip), std::end(kSkip), name) != std::end(kSkip);
+  // The upstream request rule, plus the handshake fields each side computes for itself.
+  return is_unforwarded_request_header(name) || name == "sec-websocket-accept" || name == "sec-websocket-protocol";
 }
 
 asio::awaitable<Expected<UpstreamWebSocketAccepted, UpstreamWebSocketRefusal>> upstream_websocket_handshake(
