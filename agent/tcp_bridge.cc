@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "agent/ws_bridge_channel.h"
 #include "common/tls_socket.h"
 #include "proto/ws_frame.h"
 
@@ -51,16 +52,6 @@ struct Flow {
   }
 };
 
-std::string masked_frame(RandomSource& random, WsOpcode op, std::string_view payload) {
-  std::array<std::uint8_t, 4> key{};
-  random.fill(key);
-  std::string out;
-  out.reserve(payload.size() + proto::kWsMaxHeaderSize);
-  encode_ws_frame(out, op, std::span(reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size()), true,
-                  key);
-  return out;
-}
-
 // Bridge → TLS server: the third party's ciphertext, in order; CLOSE or END_STREAM is its FIN.
 asio::awaitable<void> pump_from_bridge(std::shared_ptr<Flow> flow, RandomSource& random) {
   proto::WsFrameDecoder decoder({.max_frame_payload = kMaxFramePayload});
@@ -96,7 +87,7 @@ asio::awaitable<void> pump_from_bridge(std::shared_ptr<Flow> flow, RandomSource&
             break;
           }
         } else if (f.opcode == WsOpcode::ping) {
-          const std::string pong = masked_frame(
+          const std::string pong = masked_ws_frame(
               random, WsOpcode::pong, std::string_view(reinterpret_cast<const char*>(f.payload.data()), f.payload.size()));
           (void)co_await flow->bridge->write_all(pong);
         } else if (f.opcode == WsOpcode::close) {
@@ -123,6 +114,7 @@ asio::awaitable<void> pump_from_bridge(std::shared_ptr<Flow> flow, RandomSource&
 // TLS server → bridge: our ciphertext in masked BINARY frames; at its EOF, the CLOSE frame.
 asio::awaitable<void> pump_to_bridge(std::shared_ptr<Flow> flow, RandomSource& random) {
   auto buffer = std::make_unique_for_overwrite<char[]>(kReadChunk);
+  std::string frame;  // reused: one allocation for the whole flow, not one per read
   for (;;) {
     auto [ec, n] = co_await flow->local.async_read_some(asio::buffer(buffer.get(), kReadChunk),
                                                         asio::as_tuple(asio::use_awaitable));
@@ -131,14 +123,15 @@ asio::awaitable<void> pump_to_bridge(std::shared_ptr<Flow> flow, RandomSource& r
       break;
     }
     flow->bytes_out += n;
-    const std::string frame = masked_frame(random, WsOpcode::binary, std::string_view(buffer.get(), n));
+    frame.clear();
+    append_masked_ws_frame(frame, random, WsOpcode::binary, std::string_view(buffer.get(), n));
     if (co_await flow->bridge->write_all(frame)) {
       flow->fail(proto::ws_close::internal_error, "outbound-error");
       break;
     }
   }
   const std::string payload = proto::encode_close_payload(flow->close_code, flow->close_reason);
-  const std::string close = masked_frame(random, WsOpcode::close, payload);
+  const std::string close = masked_ws_frame(random, WsOpcode::close, payload);
   (void)co_await flow->bridge->write_all(close);
   flow->bridge->finish_sending();
   flow->pump_done();

@@ -43,21 +43,6 @@ class OrderedWriter {
   bool busy_ = false;
 };
 
-std::array<std::uint8_t, 4> mask_key(RandomSource& random) {
-  std::array<std::uint8_t, 4> key{};
-  random.fill(key);
-  return key;
-}
-
-// A whole masked client frame (agent → relay bridge, agent → upstream).
-std::string masked_frame(RandomSource& random, WsOpcode op, std::string_view payload) {
-  std::string out;
-  out.reserve(payload.size() + proto::kWsMaxHeaderSize);
-  encode_ws_frame(out, op, std::span(reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size()), true,
-                  mask_key(random));
-  return out;
-}
-
 struct Bridge {
   Bridge(asio::any_io_executor executor, std::shared_ptr<TunnelStream> b, RandomSource& random,
          std::size_t max_message_bytes, std::unique_ptr<UpstreamSocket> u)
@@ -79,7 +64,7 @@ asio::awaitable<void> close_upstream(Bridge& b, RandomSource& random, std::uint1
   if (b.close_sent_upstream) co_return;
   b.close_sent_upstream = true;
   const std::string payload = proto::encode_close_payload(code, reason);
-  const std::string frame = masked_frame(random, WsOpcode::close, payload);
+  const std::string frame = masked_ws_frame(random, WsOpcode::close, payload);
   (void)co_await b.upstream_writer.write(frame);
 }
 
@@ -119,7 +104,7 @@ asio::awaitable<void> pump_upstream(std::shared_ptr<Bridge> b, RandomSource& ran
         const auto& f = **frame;
         const std::string_view payload(reinterpret_cast<const char*>(f.payload.data()), f.payload.size());
         if (f.opcode == WsOpcode::ping) {
-          const std::string pong = masked_frame(random, WsOpcode::pong, payload);
+          const std::string pong = masked_ws_frame(random, WsOpcode::pong, payload);
           (void)co_await b->upstream_writer.write(pong);
           continue;
         }
@@ -188,7 +173,7 @@ asio::awaitable<void> pump_bridge(Bridge& b, RandomSource& random) {
       break;
     }
     const auto op = message->type == proto::BridgeMessage::Type::text ? WsOpcode::text : WsOpcode::binary;
-    const std::string out = masked_frame(random, op, message->data);
+    const std::string out = masked_ws_frame(random, op, message->data);
     if (co_await b.upstream_writer.write(out)) break;
   }
   co_await close_upstream(b, random, code, reason);

@@ -20,14 +20,23 @@ WsBridgeChannel::WsBridgeChannel(std::shared_ptr<TunnelStream> bridge, RandomSou
       messages_({.max_message_bytes = max_message_bytes * 4 / 3 + 1024}),
       buffer_(std::make_unique_for_overwrite<std::uint8_t[]>(kReadChunk)) {}
 
-asio::awaitable<bool> WsBridgeChannel::write_frame(WsOpcode op, std::string_view payload) {
+void append_masked_ws_frame(std::string& out, RandomSource& random, WsOpcode op, std::string_view payload) {
   std::array<std::uint8_t, 4> key{};
-  random_.fill(key);
-  // Per call, not a member: a PONG from receive() may be written while a send() waits for its turn.
-  std::string out;
-  out.reserve(payload.size() + proto::kWsMaxHeaderSize);
+  random.fill(key);
+  out.reserve(out.size() + payload.size() + proto::kWsMaxHeaderSize);
   encode_ws_frame(out, op, std::span(reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size()), true,
                   key);
+}
+
+std::string masked_ws_frame(RandomSource& random, WsOpcode op, std::string_view payload) {
+  std::string out;
+  append_masked_ws_frame(out, random, op, payload);
+  return out;
+}
+
+asio::awaitable<bool> WsBridgeChannel::write_frame(WsOpcode op, std::string_view payload) {
+  // Per call, not a member: a PONG from receive() may be written while a send() waits for its turn.
+  const std::string out = masked_ws_frame(random_, op, payload);
   const auto ec = co_await bridge_->write_all(out);
   co_return !ec;
 }

@@ -17,6 +17,12 @@
 
 namespace inkwire::agent {
 
+// Appends one masked client frame (FIN = 1) with a fresh random key: every frame the agent sends,
+// to the relay's bridges and to WebSocket upstreams, is one of these (RFC 6455 §5.3).
+void append_masked_ws_frame(std::string& out, RandomSource& random, proto::WsOpcode op, std::string_view payload);
+// The same as a new string, for one-off frames (PONG, CLOSE).
+std::string masked_ws_frame(RandomSource& random, proto::WsOpcode op, std::string_view payload);
+
 class WsBridgeChannel {
  public:
   WsBridgeChannel(std::shared_ptr<TunnelStream> bridge, RandomSource& random,
