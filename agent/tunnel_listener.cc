@@ -115,6 +115,13 @@ Expected<std::unique_ptr<TunnelListener>, AgentError> TunnelListener::connect(Co
     auto forward = proto::parse_forward_target(options.forward_to, options.allow_remote_forwarding);
     if (!forward) return unexpected(AgentError{AgentError::Kind::invalid_argument, "--forward-to: " + forward.error()});
     impl->forward = *forward;
+    // Checked before anything is created on the control plane, not when serving starts.
+    if (!options.forward_to_ca_bundle.empty()) {
+      auto probe = make_tls_client_context(options.forward_to_ca_bundle, {"http/1.1"});
+      if (!probe) {
+        return unexpected(AgentError{AgentError::Kind::invalid_argument, "--forward-to-ca-bundle: " + probe.error()});
+      }
+    }
   }
   agent::ControlClientOptions client_options;
   client_options.api_url = from_env(options.api_url, "INKWIRE_API_URL");
